@@ -1,0 +1,3 @@
+from evgi.cli import main
+
+main()

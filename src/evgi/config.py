@@ -1,0 +1,80 @@
+"""Settings: embedded defaults, overridden by a TOML file, overridden by EVGI_* variables.
+
+The TOML file is `./evgi.toml` unless EVGI_CONFIG names another one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVGI_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("evgi-data"), description="keys, SQLite file, reports")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
+    )
+    ledger: Literal["local", "evm"] = "local"
+    rpc_url: str | None = Field(default=None, description="EVM JSON-RPC endpoint for ledger=evm")
+    chain_id: int = Field(default=1337, ge=1, description="chain id in DIDs and signed txs")
+    keystore_password: str = Field(
+        default="", description="password of the key files in data_dir/keys"
+    )
+    block_max_transactions: int = Field(default=2000, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    ocpp_port: int = 9000
+    grid_port: int = 8443
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("EVGI_CONFIG", "evgi.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'evgi.db').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the file and environment, with explicit (CLI) overrides taking precedence."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

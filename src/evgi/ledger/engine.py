@@ -1,0 +1,59 @@
+"""The one ledger interface every layer uses, and the factory that opens the configured engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from evgi.core.clock import Clock
+from evgi.ledger.audit import AuditReport
+from evgi.ledger.block import BlockHeader
+from evgi.ledger.proof import TransactionProof
+from evgi.ledger.receipt import Receipt
+from evgi.ledger.transaction import SignedTransaction
+
+
+class Ledger(Protocol):
+    """Submit signed transactions, read state through queries, get receipts and proofs, verify.
+
+    Engines: `local` (the embedded journal); `evm` implements the same contract on any EVM network.
+    """
+
+    engine_name: str
+    chain_id: int
+
+    def submit(self, stx: SignedTransaction) -> Receipt: ...
+
+    def submit_many(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]: ...
+
+    def query(self, module: str, name: str, **args: Any) -> Any: ...
+
+    def nonce(self, address: str) -> int: ...
+
+    def head(self) -> BlockHeader: ...
+
+    def block(self, height: int) -> BlockHeader: ...
+
+    def transaction(self, tx_hash: str) -> tuple[SignedTransaction, Receipt]: ...
+
+    def receipt(self, tx_hash: str) -> Receipt: ...
+
+    def proof(self, tx_hash: str) -> TransactionProof: ...
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> AuditReport: ...
+
+    def close(self) -> None: ...
+
+
+def open_local_ledger(
+    db: Engine,
+    chain_id: int,
+    trust_anchors: Sequence[str] = (),
+    clock: Clock | None = None,
+    block_max_transactions: int = 2000,
+) -> Ledger:
+    from evgi.ledger.journal import LocalLedger
+
+    return LocalLedger(db, chain_id, trust_anchors, clock, block_max_transactions)

@@ -1,0 +1,344 @@
+"""The `local` engine: an append-only, hash-chained journal of signed transactions in the storage
+database, cut into blocks and applied by the deterministic state machine.
+
+A block, its transactions, their receipts and its state writes are one database transaction, so
+a killed process loses nothing committed and leaves nothing half applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from evgi.core.canonical import canonical_json, parse_json
+from evgi.core.clock import Clock, SystemClock, unix_seconds
+from evgi.core.digest import from_hex, to_hex
+from evgi.core.errors import ConfigError, NonceError, NotFoundError, ValidationError
+from evgi.core.merkle import merkle_proof, merkle_root
+from evgi.ledger.audit import AuditReport, audit_history
+from evgi.ledger.block import BlockHeader, Genesis, writes_root
+from evgi.ledger.proof import TransactionProof
+from evgi.ledger.receipt import Receipt
+from evgi.ledger.state import account_nonce, execute_block, run_query
+from evgi.ledger.transaction import SignedTransaction
+from evgi.storage.models import BlockRow, StateRow, TransactionRow
+
+_BLOCKS = BlockRow.__table__
+_TXS = TransactionRow.__table__
+_STATE = StateRow.__table__
+_PARALLEL_THRESHOLD = 64
+
+
+def header_from_row(row: Any) -> BlockHeader:
+    return BlockHeader(row.height, row.prev_hash, row.timestamp, row.tx_root, row.receipts_root,
+                       row.writes_root, row.tx_count, row.extra)
+
+
+def receipt_from_row(row: Any) -> Receipt:
+    return Receipt(row.hash, row.block_height, row.position, bool(row.status),
+                   parse_json(row.result), row.error, parse_json(row.logs))
+
+
+class _CommittedState:
+    """Read-through cache of committed state; only ever updated after a successful commit."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self.cache: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        with self.db.connect() as conn:
+            raw = conn.execute(select(_STATE.c.value).where(_STATE.c.key == key)).scalar()
+        value = parse_json(raw) if raw is not None else None
+        with self.lock:
+            self.cache[key] = value
+        return value
+
+    def scan(self, prefix: str) -> dict[str, Any]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(_STATE.c.key, _STATE.c.value).where(
+                    _STATE.c.key.like(escaped + "%", escape="\\")
+                )
+            ).all()
+        return {k: parse_json(v) for k, v in rows}
+
+    def update(self, writes: dict[str, Any]) -> None:
+        with self.lock:
+            self.cache.update(writes)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.cache.clear()
+
+
+class LocalLedger:
+    """The embedded ledger engine (see `evgi.ledger.engine.Ledger` for the contract)."""
+
+    engine_name = "local"
+
+    def __init__(
+        self,
+        db: Engine,
+        chain_id: int,
+        trust_anchors: Sequence[str] = (),
+        clock: Clock | None = None,
+        block_max_transactions: int = 2000,
+    ) -> None:
+        self._db = db
+        self.chain_id = chain_id
+        self._clock = clock or SystemClock()
+        self._max = block_max_transactions
+        self._state = _CommittedState(db)
+        self._write_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._head = self._load_or_create_genesis(trust_anchors)
+
+    # -- genesis and head -----------------------------------------------------------------
+
+    def _load_or_create_genesis(self, trust_anchors: Sequence[str]) -> BlockHeader:
+        with self._db.connect() as conn:
+            row = conn.execute(select(_BLOCKS).where(_BLOCKS.c.height == 0)).first()
+        if row is not None:
+            genesis = Genesis.decode(row.extra)
+            if genesis.chain_id != self.chain_id:
+                raise ConfigError(
+                    f"this database holds chain {genesis.chain_id}, not {self.chain_id}"
+                )
+            return self._read_head()
+        if not trust_anchors:
+            raise ConfigError("a new ledger needs at least one trust anchor for its genesis block")
+        genesis = Genesis(self.chain_id, tuple(sorted(set(trust_anchors))),
+                          unix_seconds(self._clock.now()))
+        header = genesis.header()
+        writes = genesis.writes()
+        try:
+            with self._db.begin() as conn:
+                conn.execute(insert(_BLOCKS), [self._block_row(header)])
+                self._write_state(conn, writes, 0)
+        except sa_exc.IntegrityError:  # another process wrote genesis first
+            return self._read_head()
+        return header
+
+    def _read_head(self) -> BlockHeader:
+        with self._db.connect() as conn:
+            row = conn.execute(select(_BLOCKS).order_by(_BLOCKS.c.height.desc()).limit(1)).first()
+        if row is None:
+            raise NotFoundError("the ledger has no genesis block")
+        return header_from_row(row)
+
+    def genesis(self) -> Genesis:
+        return Genesis.decode(self.block(0).extra)
+
+    def head(self) -> BlockHeader:
+        return self._head
+
+    def block(self, height: int) -> BlockHeader:
+        with self._db.connect() as conn:
+            row = conn.execute(select(_BLOCKS).where(_BLOCKS.c.height == height)).first()
+        if row is None:
+            raise NotFoundError(f"no block {height}")
+        return header_from_row(row)
+
+    def blocks(self, start: int = 0, limit: int = 100) -> list[BlockHeader]:
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(_BLOCKS).where(_BLOCKS.c.height >= start)
+                .order_by(_BLOCKS.c.height).limit(limit)
+            ).all()
+        return [header_from_row(r) for r in rows]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        return self._state.get(key)
+
+    def scan(self, prefix: str) -> dict[str, Any]:
+        return self._state.scan(prefix)
+
+    def query(self, module: str, name: str, **args: Any) -> Any:
+        return run_query(self._state, module, name, args)
+
+    def nonce(self, address: str) -> int:
+        return account_nonce(self._state, address)
+
+    def _tx_row(self, tx_hash: str) -> Any:
+        with self._db.connect() as conn:
+            row = conn.execute(select(_TXS).where(_TXS.c.hash == tx_hash.lower())).first()
+        if row is None:
+            raise NotFoundError(f"no transaction {tx_hash}")
+        return row
+
+    def transaction(self, tx_hash: str) -> tuple[SignedTransaction, Receipt]:
+        row = self._tx_row(tx_hash)
+        stx = SignedTransaction.from_encoded(row.body.encode(), from_hex(row.signature))
+        return stx, receipt_from_row(row)
+
+    def receipt(self, tx_hash: str) -> Receipt:
+        return receipt_from_row(self._tx_row(tx_hash))
+
+    def block_transactions(self, height: int) -> list[tuple[SignedTransaction, Receipt]]:
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(_TXS).where(_TXS.c.block_height == height).order_by(_TXS.c.position)
+            ).all()
+        return [
+            (SignedTransaction.from_encoded(r.body.encode(), from_hex(r.signature)),
+             receipt_from_row(r))
+            for r in rows
+        ]
+
+    def proof(self, tx_hash: str) -> TransactionProof:
+        row = self._tx_row(tx_hash)
+        with self._db.connect() as conn:
+            hashes = conn.execute(
+                select(_TXS.c.hash).where(_TXS.c.block_height == row.block_height)
+                .order_by(_TXS.c.position)
+            ).scalars().all()
+        header = self.block(row.block_height)
+        return TransactionProof(header, merkle_proof([from_hex(h) for h in hashes], row.position))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def submit(self, stx: SignedTransaction) -> Receipt:
+        return self.submit_many([stx])[0]
+
+    def submit_many(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]:
+        """Verify, apply and commit transactions; each block holds at most the configured count.
+
+        Raises (and commits nothing of the offending block) on a bad signature, a wrong chain or a
+        replayed nonce; a method that fails is committed as a failed receipt.
+        """
+        self._check_signatures(transactions)
+        receipts: list[Receipt] = []
+        for start in range(0, len(transactions), self._max):
+            receipts.extend(self._commit_block(transactions[start:start + self._max]))
+        return receipts
+
+    def _check_signatures(self, transactions: Sequence[SignedTransaction]) -> None:
+        if len(transactions) < _PARALLEL_THRESHOLD:
+            for stx in transactions:
+                stx.check_signature()
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evgi-sig")
+        # secp256k1 recovery releases the GIL, so two threads use both cores.
+        half = len(transactions) // 2
+        chunks = [transactions[:half], transactions[half:]]
+        for future in [self._pool.submit(_check_all, chunk) for chunk in chunks]:
+            future.result()
+
+    def _commit_block(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]:
+        with self._write_lock:
+            for _attempt in range(3):
+                latest = self._read_head_height()
+                if latest != self._head.height:  # another process extended the chain
+                    self._state.clear()
+                    self._head = self._read_head()
+                height = self._head.height + 1
+                timestamp = max(self._head.timestamp, unix_seconds(self._clock.now()))
+                execution = execute_block(self._state, transactions, height, timestamp,
+                                          self.chain_id)
+                header = BlockHeader(
+                    height=height,
+                    prev_hash=self._head.compute_hash(),
+                    timestamp=timestamp,
+                    tx_root=to_hex(merkle_root([stx.hash for stx in transactions])),
+                    receipts_root=to_hex(merkle_root([r.commitment() for r in execution.receipts])),
+                    writes_root=writes_root(execution.writes),
+                    tx_count=len(transactions),
+                )
+                try:
+                    with self._db.begin() as conn:
+                        conn.execute(insert(_BLOCKS), [self._block_row(header)])
+                        conn.execute(insert(_TXS), [
+                            _tx_row(stx, receipt)
+                            for stx, receipt in zip(transactions, execution.receipts, strict=True)
+                        ])
+                        self._write_state(conn, execution.writes, height)
+                except sa_exc.IntegrityError as exc:
+                    if "uq_ledger_tx_sender_nonce" in str(exc) or "ledger_transactions" in str(exc):
+                        self._state.clear()
+                        raise NonceError(
+                            "replay rejected: a transaction with this sender and nonce is "
+                            "already committed"
+                        ) from exc
+                    continue  # lost a race for this height: re-read the head and retry
+                self._state.update(execution.writes)
+                self._head = header
+                return execution.receipts
+            raise ValidationError("could not commit a block after three attempts (busy ledger)")
+
+    def _read_head_height(self) -> int:
+        with self._db.connect() as conn:
+            return int(conn.execute(select(func.max(_BLOCKS.c.height))).scalar_one())
+
+    @staticmethod
+    def _block_row(header: BlockHeader) -> dict[str, Any]:
+        return {
+            "height": header.height, "hash": header.compute_hash(),
+            "prev_hash": header.prev_hash, "timestamp": header.timestamp,
+            "tx_root": header.tx_root, "receipts_root": header.receipts_root,
+            "writes_root": header.writes_root, "tx_count": header.tx_count,
+            "extra": header.extra,
+        }
+
+    def _write_state(self, conn: Any, writes: dict[str, Any], height: int) -> None:
+        rows = [
+            {"key": k, "value": canonical_json(v).decode(), "block_height": height}
+            for k, v in writes.items() if v is not None
+        ]
+        deleted = [k for k, v in writes.items() if v is None]
+        if rows:
+            dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+            stmt = dialect.insert(_STATE)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": stmt.excluded.value, "block_height": stmt.excluded.block_height},
+            )
+            conn.execute(stmt, rows)
+        if deleted:
+            conn.execute(delete(_STATE).where(_STATE.c.key.in_(deleted)))
+
+    # -- verification ----------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+        return audit_history(self._db, progress)
+
+    def iter_blocks(self) -> Iterator[BlockHeader]:
+        start = 0
+        while batch := self.blocks(start, 500):
+            yield from batch
+            start = batch[-1].height + 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _check_all(chunk: Sequence[SignedTransaction]) -> None:
+    for stx in chunk:
+        stx.check_signature()
+
+
+def _tx_row(stx: SignedTransaction, receipt: Receipt) -> dict[str, Any]:
+    return {
+        "hash": stx.hash_hex, "block_height": receipt.block, "position": receipt.position,
+        "sender": stx.tx.sender, "nonce": stx.tx.nonce, "body": stx.encoded.decode(),
+        "signature": to_hex(stx.signature), "status": 1 if receipt.ok else 0,
+        "result": canonical_json(receipt.result).decode(), "error": receipt.error,
+        "logs": canonical_json(receipt.logs).decode(),
+    }

@@ -1,0 +1,46 @@
+"""Receipts: what a transaction did, kept beside it and covered by the block's receipts root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from evgi.core.canonical import canonical_json
+from evgi.core.digest import keccak256
+from evgi.core.errors import ExecutionError
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    block: int
+    position: int
+    ok: bool
+    result: Any
+    error: str
+    logs: list[dict[str, Any]]
+
+    def commitment(self) -> bytes:
+        """Hash of the outcome, the leaf of the receipts root."""
+        return keccak256(
+            canonical_json(
+                {"tx": self.tx_hash, "ok": self.ok, "result": self.result,
+                 "error": self.error, "logs": self.logs}
+            )
+        )
+
+    def raise_for_status(self) -> Receipt:
+        if not self.ok:
+            raise ExecutionError(f"transaction {self.tx_hash} failed: {self.error}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash,
+            "block": self.block,
+            "position": self.position,
+            "status": "ok" if self.ok else "failed",
+            "result": self.result,
+            "error": self.error,
+            "logs": self.logs,
+        }

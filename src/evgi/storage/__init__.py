@@ -1,0 +1,14 @@
+"""Storage: one SQLAlchemy engine, SQLite by default or PostgreSQL by URL, migrated by Alembic."""
+
+from evgi.storage.database import create_database_engine, migrate, open_database
+from evgi.storage.models import Base, BlockRow, StateRow, TransactionRow
+
+__all__ = [
+    "Base",
+    "BlockRow",
+    "StateRow",
+    "TransactionRow",
+    "create_database_engine",
+    "migrate",
+    "open_database",
+]

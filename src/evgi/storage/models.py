@@ -1,0 +1,52 @@
+"""Tables of the storage database; the schema itself is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BlockRow(Base):
+    __tablename__ = "ledger_blocks"
+
+    height: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(66), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    tx_root: Mapped[str] = mapped_column(String(66))
+    receipts_root: Mapped[str] = mapped_column(String(66))
+    writes_root: Mapped[str] = mapped_column(String(66))
+    tx_count: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[str] = mapped_column(Text, default="")
+
+
+class TransactionRow(Base):
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (
+        UniqueConstraint("sender", "nonce", name="uq_ledger_tx_sender_nonce"),
+        Index("ix_ledger_tx_block", "block_height", "position"),
+    )
+
+    hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    block_height: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(132))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    result: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    logs: Mapped[str] = mapped_column(Text)
+
+
+class StateRow(Base):
+    __tablename__ = "ledger_state"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    block_height: Mapped[int] = mapped_column(BigInteger)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from Crypto.Hash import keccak as _keccak
+import sha3
 
 
 def keccak256(data: bytes) -> bytes:
-    return _keccak.new(digest_bits=256, data=data).digest()
+    return sha3.keccak_256(data).digest()
 
 
 def sha256(data: bytes) -> bytes:

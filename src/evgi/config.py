@@ -25,8 +25,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
     )
-    ledger: Literal["local", "evm"] = "local"
-    rpc_url: str | None = Field(default=None, description="EVM JSON-RPC endpoint for ledger=evm")
+    ledger: Literal["local"] = "local"
     chain_id: int = Field(default=1337, ge=1, description="chain id in DIDs and signed txs")
     keystore_password: str = Field(
         default="", description="password of the key files in data_dir/keys"

@@ -42,16 +42,26 @@ class EventBus:
             return [h for t in type(event).__mro__ for h in self._handlers.get(t, ())]
 
     def publish(self, event: object) -> None:
-        """Deliver now to sync handlers; schedule async ones on the running loop."""
+        """Deliver now to sync handlers; schedule async ones on the running loop.
+
+        Without a running loop (a script, a worker thread) an async handler is run to completion
+        here: parking it on a loop that never runs would drop the event silently.
+        """
         for handler in self._handlers_for(event):
             try:
                 result = handler(event)
                 if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
+                    try:
+                        loop = asyncio.get_running_loop()
+                    except RuntimeError:
+                        asyncio.run(_awaited(result))
+                        continue
+                    task = loop.create_task(_awaited(result))
                     self._pending.add(task)
                     task.add_done_callback(self._finished)
             except Exception:
-                log.exception("event handler failed", event=type(event).__name__)
+                # structlog's first parameter is named `event`, hence `event_type` here.
+                log.exception("event handler failed", event_type=type(event).__name__)
 
     async def publish_and_wait(self, event: object) -> None:
         """Deliver to every handler and wait for the async ones: for flows that need the outcome."""
@@ -61,9 +71,14 @@ class EventBus:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("event handler failed", event=type(event).__name__)
+                log.exception("event handler failed", event_type=type(event).__name__)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("async event handler failed", error=repr(task.exception()))
+
+
+async def _awaited(result: Awaitable[None]) -> None:
+    """Wrap any awaitable in a coroutine, which is what tasks and `asyncio.run` accept."""
+    await result

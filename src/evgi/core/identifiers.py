@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 
 from evgi.core.errors import ValidationError
+from evgi.core.keys import normalize_address
 
 # --- VIN -------------------------------------------------------------------------------------
 
@@ -28,6 +29,8 @@ _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 
 def vin_check_digit(vin: str) -> str:
     """The position-9 check digit (mandatory in North America, optional elsewhere)."""
+    if not _VIN.match(vin):
+        raise ValidationError(f"VIN {vin!r} is not 17 characters of A-Z/0-9 without I, O and Q")
     total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
     remainder = total % 11
     return "X" if remainder == 10 else str(remainder)
@@ -196,7 +199,7 @@ def _mod37_check(text: str) -> str:
 
 def make_eid(kind: EntityKind, address: str) -> str:
     """Entity ID paired with an account: kind code, 80 bits of the address, a check character."""
-    raw = bytes.fromhex(address.removeprefix("0x"))[:10]
+    raw = bytes.fromhex(normalize_address(address)[2:])[:10]
     body = base64.b32encode(raw).decode()
     code = _EID_PREFIX[kind]
     return f"EVGI-{code}-{body}{_mod37_check(code + body)}"

@@ -9,6 +9,8 @@ from evgi.core.digest import from_hex, keccak256
 from evgi.core.errors import SignatureError, ValidationError
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Order of the secp256k1 group; signatures with s above half of it are refused (EIP-2).
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def checksum_address(address: str) -> str:
@@ -33,7 +35,10 @@ def normalize_address(address: str) -> str:
 def public_key_to_address(public_key: bytes) -> str:
     """Address of an uncompressed (65-byte) or compressed (33-byte) secp256k1 public key."""
     if len(public_key) == 33:
-        public_key = coincurve.PublicKey(public_key).format(compressed=False)
+        try:
+            public_key = coincurve.PublicKey(public_key).format(compressed=False)
+        except ValueError as exc:
+            raise ValidationError(f"not a secp256k1 public key: {exc}") from exc
     if len(public_key) != 65:
         raise ValidationError("a secp256k1 public key has 33 or 65 bytes")
     return "0x" + keccak256(public_key[1:])[12:].hex()
@@ -50,6 +55,10 @@ def recover_address(digest: bytes, signature: bytes) -> str:
         v -= 27
     if v not in (0, 1):
         raise SignatureError(f"signature recovery id must be 0 or 1, got {signature[64]}")
+    # (r, n - s, v ^ 1) recovers the same signer: without this rule anyone could re-sign a
+    # pending transaction under a second hash (malleability), as EIP-2 rules out on Ethereum.
+    if int.from_bytes(signature[32:64], "big") > _SECP256K1_N // 2:
+        raise SignatureError("signature s value is in the upper half of the curve order")
     try:
         key = coincurve.PublicKey.from_signature_and_message(
             signature[:64] + bytes([v]), digest, hasher=None
@@ -67,6 +76,8 @@ class Account:
     def __init__(self, private_key: bytes) -> None:
         if len(private_key) != 32:
             raise ValidationError("a secp256k1 private key has 32 bytes")
+        if not 0 < int.from_bytes(private_key, "big") < _SECP256K1_N:
+            raise ValidationError("a secp256k1 private key lies between 1 and the curve order")
         self._key = coincurve.PrivateKey(private_key)
         self.public_key: bytes = self._key.public_key.format(compressed=False)
         self.address: str = public_key_to_address(self.public_key)

@@ -85,8 +85,49 @@ def merkle_proof(items: list[bytes], index: int) -> MerkleProof:
     return MerkleProof(items[index], index, tuple(path), levels[-1][0])
 
 
-def verify_merkle_proof(proof: MerkleProof, expected_root: bytes | None = None) -> bool:
-    """True if the proof's path leads from its item to its root (and to `expected_root`)."""
+def _path_fits_index(path: tuple[tuple[str, bytes], ...], index: int, size: int | None) -> bool:
+    """True if the path's sides are the ones leaf `index` has (in a tree of `size` leaves).
+
+    Without this check a proof could claim any position. A node with index bit 1 always has a
+    left sibling; with bit 0 it has a right sibling unless it is the last node of its level, and
+    then it stays last on every level above, so only left siblings follow. With `size` known
+    (e.g. a block's transaction count) the sides are recomputed exactly.
+    """
+    if index < 0:
+        return False
+    sides = [side for side, _ in path]
+    if size is not None:
+        if index >= size:
+            return False
+        expected: list[str] = []
+        position, width = index, size
+        while width > 1:
+            if position ^ 1 < width:
+                expected.append("L" if position & 1 else "R")
+            position, width = position // 2, (width + 1) // 2
+        return sides == expected
+    position, step = index, 0
+    while step < len(sides) or position:
+        side = sides[step] if step < len(sides) else None
+        if position & 1:
+            if side != "L":
+                return False
+            step += 1
+        elif side == "R":
+            step += 1
+        elif not position:
+            return False  # a left sibling above the leftmost node
+        position //= 2
+    return True
+
+
+def verify_merkle_proof(
+    proof: MerkleProof, expected_root: bytes | None = None, size: int | None = None
+) -> bool:
+    """True if the proof's path leads from its item to its root (and to `expected_root`), along
+    the sides its index implies (exactly, when the tree's leaf count `size` is given)."""
+    if not _path_fits_index(proof.path, proof.index, size):
+        return False
     node = leaf_hash(proof.item)
     for side, sibling in proof.path:
         node = node_hash(sibling, node) if side == "L" else node_hash(node, sibling)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NewType
 
@@ -18,11 +19,18 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits and superscripts.
+_DECIMAL = re.compile(r"(-?[0-9]+)(?:\.([0-9]*))?")
+
+
 def kwh_to_wh(kwh: str | int) -> WattHours:
-    """Parse a decimal kWh string exactly (e.g. '12.345' -> 12345 Wh)."""
+    """Parse a decimal kWh string exactly (e.g. '12.345' -> 12345 Wh); floats are refused."""
+    if isinstance(kwh, bool) or not isinstance(kwh, str | int):
+        raise ValidationError(f"{kwh!r} is not a kWh amount: pass a decimal string or an int")
     text = str(kwh).strip()
-    whole, _, frac = text.partition(".")
-    if not whole.lstrip("-").isdigit() or (frac and not frac.isdigit()) or len(frac) > 3:
+    match = _DECIMAL.fullmatch(text)
+    whole, frac = (match.group(1), match.group(2) or "") if match else ("", "")
+    if not match or len(frac) > 3:
         raise ValidationError(f"{kwh!r} is not a kWh amount with at most 3 decimals")
     sign = -1 if whole.startswith("-") else 1
     return WattHours(sign * (abs(int(whole)) * 1000 + int((frac + "000")[:3])))
@@ -56,13 +64,16 @@ class Money:
     @classmethod
     def parse(cls, text: str) -> Money:
         """'12.34 EUR' -> Money('EUR', 1234); refuses more decimals than the currency has."""
+        if not isinstance(text, str):
+            raise ValidationError(f"{text!r} is not money text such as '12.34 EUR'")
         amount, _, currency = text.strip().partition(" ")
         currency = currency.strip().upper()
         if currency not in MINOR_UNITS:
             raise ValidationError(f"unsupported currency {currency!r} in {text!r}")
         digits = MINOR_UNITS[currency]
-        whole, _, frac = amount.partition(".")
-        if not whole.lstrip("-").isdigit() or (frac and not frac.isdigit()) or len(frac) > digits:
+        match = _DECIMAL.fullmatch(amount)
+        whole, frac = (match.group(1), match.group(2) or "") if match else ("", "")
+        if not match or len(frac) > digits:
             raise ValidationError(f"{text!r} is not an amount with at most {digits} decimals")
         sign = -1 if whole.startswith("-") else 1
         scale = 10**digits

@@ -45,6 +45,11 @@ def receipt_from_row(row: Any) -> Receipt:
                    parse_json(row.result), row.error, parse_json(row.logs))
 
 
+def has_genesis(db: Engine) -> bool:
+    with db.connect() as conn:
+        return conn.execute(select(_BLOCKS.c.height).where(_BLOCKS.c.height == 0)).first() is not None
+
+
 class _CommittedState:
     """Read-through cache of committed state; only ever updated after a successful commit."""
 

@@ -21,8 +21,9 @@ class TransactionProof:
         return to_hex(self.merkle.item)
 
     def check(self) -> None:
-        """Raise unless the path leads to the header's tx root."""
-        if not verify_merkle_proof(self.merkle, bytes.fromhex(self.header.tx_root[2:])):
+        """Raise unless the path leads to the header's tx root from the claimed position."""
+        root = bytes.fromhex(self.header.tx_root[2:])
+        if not verify_merkle_proof(self.merkle, root, size=self.header.tx_count):
             raise ValidationError(
                 f"transaction {self.tx_hash} is not in block {self.header.height} "
                 "(Merkle path does not reach its tx root)"

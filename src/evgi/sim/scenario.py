@@ -231,8 +231,8 @@ class FoundationScenario:
             ("publish DID services and delegates", self.did_services),
             ("on-board drivers, vehicles, batteries", self.drivers_and_vehicles),
             ("on-board chargers and meters", self.chargers),
-            ("resolve DID documents", self.resolve_all),
             ("verify entity certificates", self.verify_certificates),
+            ("resolve DID documents", self.resolve_all),
             ("off-board a retired charger", self.offboarding),
             ("verify the ledger from genesis", self.verify_ledger),
         ]

@@ -7,8 +7,6 @@ import os
 import re
 from pathlib import Path
 
-import eth_keyfile
-
 from evgi.core.errors import NotFoundError, SignatureError, ValidationError
 from evgi.core.keys import Account, normalize_address
 
@@ -35,6 +33,8 @@ class Keystore:
             raise ValidationError(f"a key named {alias!r} already exists in {self.directory}")
         account = Account.generate()
         self.directory.mkdir(parents=True, exist_ok=True)
+        import eth_keyfile  # slow to import; only key creation and loading need it
+
         data = eth_keyfile.create_keyfile_json(
             account.private_key, self._password, kdf="pbkdf2", iterations=_ITERATIONS
         )
@@ -48,6 +48,8 @@ class Keystore:
         """Load by alias or by address."""
         path = self._find(name)
         data = json.loads(path.read_text())
+        import eth_keyfile
+
         try:
             secret = eth_keyfile.decode_keyfile_json(data, self._password)
         except ValueError as exc:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, exists, func, or_, select
 
 from evgi.core.canonical import parse_json
 from evgi.core.digest import from_hex, to_hex
@@ -61,6 +61,9 @@ def _pages(db: Engine) -> Iterator[tuple[Any, list[Any]]]:
                 .order_by(_BLOCKS.c.height).limit(_PAGE)
             ).all()
             if not blocks:
+                orphan = conn.execute(_orphan_height(start)).scalar()
+                if orphan is not None:
+                    raise _orphaned(orphan)
                 return
             last = blocks[-1].height
             txs = conn.execute(
@@ -73,9 +76,25 @@ def _pages(db: Engine) -> Iterator[tuple[Any, list[Any]]]:
         for block in blocks:
             yield block, by_block.pop(block.height, [])
         if by_block:  # transactions pointing at heights that have no block row
-            orphan = min(by_block)
-            raise _Bad(orphan, f"transactions reference block {orphan}, which does not exist")
+            raise _orphaned(min(by_block))
         start = last + 1
+
+
+def _orphan_height(start: int) -> Select[Any]:
+    """Lowest height past the last block (or below genesis) that transaction rows claim.
+
+    The pages only read transactions of the heights they hold, so without this a row placed
+    beyond the head would never be seen. One statement, so a block committed meanwhile is not
+    taken for an orphan.
+    """
+    has_block = exists().where(_BLOCKS.c.height == _TXS.c.block_height)
+    return select(func.min(_TXS.c.block_height)).where(
+        or_(_TXS.c.block_height >= start, _TXS.c.block_height < 0), ~has_block
+    )
+
+
+def _orphaned(height: int) -> _Bad:
+    return _Bad(height, f"transactions reference block {height}, which does not exist")
 
 
 def _check_block(row: Any, txs: list[Any], prev: BlockHeader | None, state: DictState,

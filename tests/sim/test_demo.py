@@ -1,0 +1,39 @@
+"""`evgi demo`, the main job: runs with no arguments and writes a report whose checks all pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli_runner import run_evgi
+
+
+def test_demo_runs_and_reports(tmp_path: Path) -> None:
+    result = run_evgi(tmp_path, "demo")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "evgi-data" / "demo"
+    assert str((folder / "report.html").resolve()) in result.stdout
+    report = json.loads((folder / "report.json").read_text())
+    assert report["ok"] is True and report["failures"] == []
+    titles = [s["title"] for s in report["sections"]]
+    assert titles == ["Entities and their certificates", "DID documents", "Off-boarding",
+                      "Ledger"]
+    entities = report["sections"][0]["rows"]
+    kinds = [row["kind"] for row in entities]
+    for kind, count in {"cpo": 1, "emsp": 1, "oem": 1, "utility": 1, "user": 3, "vehicle": 3,
+                        "charger": 5, "meter": 5}.items():
+        assert kinds.count(kind) == count, kind
+    assert all(row["verification"] == "valid" for row in entities)
+    offboarding = report["sections"][2]["rows"]
+    assert offboarding[0]["result"] == "valid"
+    assert "off-boarded in block" in offboarding[1]["result"]
+    assert "not anchored" in offboarding[2]["result"]
+    ledger = report["sections"][3]["data"]
+    assert ledger["ok"] is True and ledger["transactions"] > 20
+    html = (folder / "report.html").read_text()
+    assert html.count("<table>") >= 4 and "data:image/png;base64," in html
+
+    # A second run starts afresh and the ledger it leaves verifies from the command line.
+    assert run_evgi(tmp_path, "demo").returncode == 0
+    verify = run_evgi(tmp_path, "--data-dir", "evgi-data/demo/data", "ledger", "verify")
+    assert verify.returncode == 0, verify.stderr

@@ -52,6 +52,7 @@ def open_platform(settings: Settings, clock: Clock | None = None) -> Platform:
     anchors: list[str] = []
     if not has_genesis(db):
         anchors.append(keystore.get_or_create(GENESIS_KEY).address)
-    ledger = open_local_ledger(db, settings.chain_id, anchors, clock,
-                               settings.block_max_transactions)
+    ledger = open_local_ledger(
+        db, settings.chain_id, anchors, clock, settings.block_max_transactions
+    )
     return Platform(settings, db, ledger, keystore, EventBus(), clock)

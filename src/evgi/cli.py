@@ -32,8 +32,9 @@ from evgi.identity import (
 
 app = typer.Typer(help="evgi: EV charging and grid integration platform.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Inspect and verify the ledger.", no_args_is_help=True)
-identity_app = typer.Typer(help="DIDs, entity certificates, on- and off-boarding.",
-                           no_args_is_help=True)
+identity_app = typer.Typer(
+    help="DIDs, entity certificates, on- and off-boarding.", no_args_is_help=True
+)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(identity_app, name="identity")
 
@@ -75,8 +76,14 @@ def _platform(ctx: typer.Context) -> Iterator[Platform]:
 
 
 def progress_bar(transient: bool = False) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=transient)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=transient,
+    )
 
 
 def _print_json(value: Any) -> None:
@@ -121,10 +128,14 @@ def ledger_verify(ctx: typer.Context) -> None:
 
         report = platform.ledger.verify(tick)
     if report.ok:
-        console.print(f"[green]ledger ok[/green]: {report.blocks} blocks, {report.transactions} "
-                      f"transactions, {report.state_keys} state entries, head {report.head_hash}")
+        console.print(
+            f"[green]ledger ok[/green]: {report.blocks} blocks, {report.transactions} "
+            f"transactions, {report.state_keys} state entries, head {report.head_hash}"
+        )
         return
-    err.print(f"[red]ledger verification failed at block {report.bad_block}[/red]: {report.problem}")
+    err.print(
+        f"[red]ledger verification failed at block {report.bad_block}[/red]: {report.problem}"
+    )
     raise typer.Exit(1)
 
 
@@ -137,14 +148,20 @@ def ledger_show(
     with _platform(ctx) as platform:
         ledger = platform.ledger
         head = ledger.head()
-        console.print(f"engine {ledger.engine_name}, chain {ledger.chain_id}, head block "
-                      f"{head.height} {head.compute_hash()}")
+        console.print(
+            f"engine {ledger.engine_name}, chain {ledger.chain_id}, head block "
+            f"{head.height} {head.compute_hash()}"
+        )
         table = Table("height", "hash", "time", "txs", "tx root")
         for height in range(head.height, max(-1, head.height - blocks), -1):
             block = ledger.block(height)
-            table.add_row(str(height), block.compute_hash()[:18] + "…",
-                          datetime.fromtimestamp(block.timestamp).isoformat(),
-                          str(block.tx_count), block.tx_root[:18] + "…")
+            table.add_row(
+                str(height),
+                block.compute_hash()[:18] + "…",
+                datetime.fromtimestamp(block.timestamp).isoformat(),
+                str(block.tx_count),
+                block.tx_root[:18] + "…",
+            )
         console.print(table)
 
 
@@ -155,8 +172,9 @@ def ledger_tx(ctx: typer.Context, tx_hash: str) -> None:
         stx, receipt = platform.ledger.transaction(tx_hash)
         proof = platform.ledger.proof(tx_hash)
         proof.check()
-        _print_json({"transaction": stx.to_wire(), "receipt": receipt.to_json(),
-                     "proof": proof.to_json()})
+        _print_json(
+            {"transaction": stx.to_wire(), "receipt": receipt.to_json(), "proof": proof.to_json()}
+        )
 
 
 # -- identity ------------------------------------------------------------------------------
@@ -180,8 +198,11 @@ def identity_create(
     """Create a key pair (saved encrypted under data-dir/keys) and show its DID."""
     with _platform(ctx) as platform:
         account = platform.keystore.create(name)
-        out = {"name": name, "address": account.address,
-               "did": did_for(platform.ledger.chain_id, account.address)}
+        out = {
+            "name": name,
+            "address": account.address,
+            "did": did_for(platform.ledger.chain_id, account.address),
+        }
         if kind is not None:
             out["eid"] = make_eid(kind, account.address)
         _print_json(out)
@@ -194,10 +215,17 @@ def identity_list(ctx: typer.Context) -> None:
         table = Table("name", "DID", "kind", "status")
         for alias, address in platform.keystore.entries():
             record = platform.ledger.query("entity", "get", subject=address)
-            status = "-" if record is None else (
-                "off-boarded" if record["offboarded"] is not None else "on-boarded")
-            table.add_row(alias, did_for(platform.ledger.chain_id, address),
-                          record["kind"] if record else "-", status)
+            status = (
+                "-"
+                if record is None
+                else ("off-boarded" if record["offboarded"] is not None else "on-boarded")
+            )
+            table.add_row(
+                alias,
+                did_for(platform.ledger.chain_id, address),
+                record["kind"] if record else "-",
+                status,
+            )
         console.print(table)
 
 
@@ -209,8 +237,11 @@ def identity_resolve(
 ) -> None:
     """Resolve a DID (or a key name) to its W3C DID document."""
     with _platform(ctx) as platform:
-        target = did if did.startswith("did:") else did_for(
-            platform.ledger.chain_id, _address(platform, did))
+        target = (
+            did
+            if did.startswith("did:")
+            else did_for(platform.ledger.chain_id, _address(platform, did))
+        )
         result = resolve(platform.ledger, target, at)
         _print_json(result)
         if result["didDocument"] is None:
@@ -238,7 +269,11 @@ def identity_issue_ec(
         if not isinstance(data, dict):
             raise ValidationError("claims must be a JSON object")
         issued = issue_entity_certificate(
-            platform.submitter(issuer), _address(platform, subject), kind, data, platform.clock,
+            platform.submitter(issuer),
+            _address(platform, subject),
+            kind,
+            data,
+            platform.clock,
             expires.replace(tzinfo=UTC) if expires and expires.tzinfo is None else expires,
         )
         text = json.dumps(issued.document, indent=2)
@@ -247,8 +282,9 @@ def identity_issue_ec(
             err.print(f"certificate written to {out}")
         else:
             console.print_json(text)
-        err.print(f"anchored {issued.hash} in block {issued.receipt.block} "
-                  f"(tx {issued.receipt.tx_hash})")
+        err.print(
+            f"anchored {issued.hash} in block {issued.receipt.block} (tx {issued.receipt.tx_hash})"
+        )
 
 
 @identity_app.command("verify-ec")

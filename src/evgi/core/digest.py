@@ -8,7 +8,8 @@ import sha3
 
 
 def keccak256(data: bytes) -> bytes:
-    return sha3.keccak_256(data).digest()
+    digest: bytes = sha3.keccak_256(data).digest()
+    return digest
 
 
 def sha256(data: bytes) -> bytes:

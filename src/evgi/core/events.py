@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import structlog
 
 E = TypeVar("E")
-Handler = Callable[[Any], None | Awaitable[None]]
+Handler = Callable[[Any], Awaitable[None] | None]
 
 log = structlog.get_logger(__name__)
 

@@ -43,7 +43,9 @@ def validate_vin(vin: str, *, require_check_digit: bool = False) -> str:
             f"VIN {vin!r} is not 17 characters of A-Z/0-9 without I, O and Q (ISO 3779)"
         )
     if require_check_digit and vin[8] != vin_check_digit(vin):
-        raise ValidationError(f"VIN {vin} has check digit {vin[8]}, expected {vin_check_digit(vin)}")
+        raise ValidationError(
+            f"VIN {vin} has check digit {vin[8]}, expected {vin_check_digit(vin)}"
+        )
     return vin
 
 
@@ -54,7 +56,7 @@ _EMAID = re.compile(r"^([A-Z]{2})(-?)([A-Z0-9]{3})\2([A-Z0-9]{9})(?:\2?([A-Z0-9]
 
 
 def validate_evse_id(evse_id: str) -> str:
-    """`<country>*<operator>*E<outlet>`, separators optional but consistent (e.g. DE*AB7*E840*6487)."""
+    """`<country>*<operator>*E<outlet>`, separators optional but consistent: DE*AB7*E840*6487."""
     normalized = evse_id.strip().upper()
     if not _EVSE_ID.match(normalized):
         raise ValidationError(
@@ -144,7 +146,7 @@ _PCID = re.compile(r"^[A-Z0-9]{17}[A-Z0-9]?$")
 
 
 def validate_pcid(pcid: str) -> str:
-    """ISO 15118-2 provisioning certificate ID: 17 alphanumerics plus an optional check character."""
+    """ISO 15118-2 provisioning certificate ID: 17 alphanumerics and an optional check character."""
     normalized = pcid.strip().upper()
     if not _PCID.match(normalized):
         raise ValidationError(f"PCID {pcid!r} is not 17 or 18 upper-case alphanumerics")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import coincurve
 
 from evgi.core.digest import from_hex, keccak256

@@ -66,7 +66,9 @@ class MerkleProof:
                 if side not in ("L", "R"):
                     raise ValidationError(f"proof step side must be L or R, not {side!r}")
                 path.append((side, from_hex(h)))
-            return cls(from_hex(data["item"]), int(data["index"]), tuple(path), from_hex(data["root"]))
+            return cls(
+                from_hex(data["item"]), int(data["index"]), tuple(path), from_hex(data["root"])
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed Merkle proof: {exc}") from exc
 

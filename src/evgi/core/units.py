@@ -13,9 +13,33 @@ Watts = NewType("Watts", int)
 
 # ISO 4217 minor-unit exponents of the currencies charging networks settle in.
 MINOR_UNITS: dict[str, int] = {
-    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2,
-    "HUF": 2, "RON": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2,
-    "SGD": 2, "HKD": 2, "ZAR": 2, "JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "KWD": 3, "BHD": 3,
+    "EUR": 2,
+    "USD": 2,
+    "GBP": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "HUF": 2,
+    "RON": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "NZD": 2,
+    "CNY": 2,
+    "INR": 2,
+    "BRL": 2,
+    "MXN": 2,
+    "SGD": 2,
+    "HKD": 2,
+    "ZAR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "ISK": 0,
+    "CLP": 0,
+    "KWD": 3,
+    "BHD": 3,
 }
 
 
@@ -77,10 +101,17 @@ class Money:
             raise ValidationError(f"{text!r} is not an amount with at most {digits} decimals")
         sign = -1 if whole.startswith("-") else 1
         scale = 10**digits
-        return cls(currency, sign * (abs(int(whole)) * scale + int((frac or "0").ljust(digits, "0")[:digits] or 0)))
+        return cls(
+            currency,
+            sign * (abs(int(whole)) * scale + int((frac or "0").ljust(digits, "0")[:digits] or 0)),
+        )
 
     def __str__(self) -> str:
         digits = MINOR_UNITS[self.currency]
         sign = "-" if self.minor < 0 else ""
         whole, frac = divmod(abs(self.minor), 10**digits)
-        return f"{sign}{whole}.{frac:0{digits}d} {self.currency}" if digits else f"{sign}{whole} {self.currency}"
+        return (
+            f"{sign}{whole}.{frac:0{digits}d} {self.currency}"
+            if digits
+            else f"{sign}{whole} {self.currency}"
+        )

@@ -19,7 +19,9 @@ SECP256K1_RECOVERY_CONTEXT = "https://w3id.org/security/suites/secp256k1recovery
 SECP256K1_CONTEXT = "https://w3id.org/security/suites/secp256k1-2019/v1"
 NULL_ADDRESS = "0x" + "0" * 40
 _DID = re.compile(r"^did:ethr:(?:(0x[0-9a-fA-F]+|[0-9]+):)?(0x[0-9a-fA-F]{40})$")
-_PUB = re.compile(r"^did/pub/(Secp256k1|Ed25519|X25519)/(veriKey|sigAuth|enc)(?:/(hex|base64|base58))?$")
+_PUB = re.compile(
+    r"^did/pub/(Secp256k1|Ed25519|X25519)/(veriKey|sigAuth|enc)(?:/(hex|base64|base58))?$"
+)
 _SVC = re.compile(r"^did/svc/([A-Za-z0-9_.-]+)$")
 _KEY_TYPES = {
     "Secp256k1": "EcdsaSecp256k1VerificationKey2019",
@@ -72,12 +74,20 @@ def resolve(ledger: Ledger, did: str, at: int | None = None) -> dict[str, Any]:
     try:
         subject = Did.parse(did, ledger.chain_id)
     except ValidationError as exc:
-        return {"didDocument": None, "didDocumentMetadata": {},
-                "didResolutionMetadata": {"error": "invalidDid", "message": exc.message}}
+        return {
+            "didDocument": None,
+            "didDocumentMetadata": {},
+            "didResolutionMetadata": {"error": "invalidDid", "message": exc.message},
+        }
     if subject.chain_id != ledger.chain_id:
-        return {"didDocument": None, "didDocumentMetadata": {},
-                "didResolutionMetadata": {"error": "unknownNetwork",
-                                          "message": f"this ledger is chain {ledger.chain_id}"}}
+        return {
+            "didDocument": None,
+            "didDocumentMetadata": {},
+            "didResolutionMetadata": {
+                "error": "unknownNetwork",
+                "message": f"this ledger is chain {ledger.chain_id}",
+            },
+        }
     when = ledger.head().timestamp if at is None else at
     record = ledger.query("did", "record", identity=subject.address, at=when)
     document = build_document(subject, record)
@@ -99,15 +109,22 @@ def build_document(subject: Did, record: dict[str, Any]) -> dict[str, Any]:
     did = str(subject)
     owner = record["owner"]
     if owner == NULL_ADDRESS:  # deactivated: ERC-1056 owner set to the zero address
-        return {"@context": [DID_CONTEXT], "id": did, "verificationMethod": [],
-                "authentication": [], "assertionMethod": []}
+        return {
+            "@context": [DID_CONTEXT],
+            "id": did,
+            "verificationMethod": [],
+            "authentication": [],
+            "assertionMethod": [],
+        }
     controller = did_for(subject.chain_id, owner)
-    methods: list[dict[str, Any]] = [{
-        "id": subject.url("controller"),
-        "type": "EcdsaSecp256k1RecoveryMethod2020",
-        "controller": did,
-        "blockchainAccountId": f"eip155:{subject.chain_id}:{owner}",
-    }]
+    methods: list[dict[str, Any]] = [
+        {
+            "id": subject.url("controller"),
+            "type": "EcdsaSecp256k1RecoveryMethod2020",
+            "controller": did,
+            "blockchainAccountId": f"eip155:{subject.chain_id}:{owner}",
+        }
+    ]
     authentication = [subject.url("controller")]
     assertion = [subject.url("controller")]
     services: list[dict[str, Any]] = []
@@ -117,10 +134,14 @@ def build_document(subject: Did, record: dict[str, Any]) -> dict[str, Any]:
             continue
         counter += 1
         ref = subject.url(f"delegate-{counter}")
-        methods.append({
-            "id": ref, "type": "EcdsaSecp256k1RecoveryMethod2020", "controller": did,
-            "blockchainAccountId": f"eip155:{subject.chain_id}:{delegate['delegate']}",
-        })
+        methods.append(
+            {
+                "id": ref,
+                "type": "EcdsaSecp256k1RecoveryMethod2020",
+                "controller": did,
+                "blockchainAccountId": f"eip155:{subject.chain_id}:{delegate['delegate']}",
+            }
+        )
         assertion.append(ref)
         if delegate["type"] == "sigAuth":
             authentication.append(ref)
@@ -143,8 +164,13 @@ def build_document(subject: Did, record: dict[str, Any]) -> dict[str, Any]:
             if purpose == "sigAuth":
                 authentication.append(ref)
         elif svc := _SVC.match(name):
-            services.append({"id": f"{did}#service-{len(services) + 1}",
-                             "type": svc.group(1), "serviceEndpoint": value})
+            services.append(
+                {
+                    "id": f"{did}#service-{len(services) + 1}",
+                    "type": svc.group(1),
+                    "serviceEndpoint": value,
+                }
+            )
     document: dict[str, Any] = {
         "@context": [DID_CONTEXT, SECP256K1_RECOVERY_CONTEXT, SECP256K1_CONTEXT],
         "id": did,

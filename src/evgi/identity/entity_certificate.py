@@ -193,8 +193,9 @@ def issue_entity_certificate(
     )
     signed = sign_document(document, issuer.account, f"{issuer_did}#controller", issued)
     ec_hash = document_hash(signed)
-    receipt = issuer.call("entity", "onboard", subject=subject_address.lower(),
-                          kind=kind.value, ec_hash=ec_hash)
+    receipt = issuer.call(
+        "entity", "onboard", subject=subject_address.lower(), kind=kind.value, ec_hash=ec_hash
+    )
     return IssuedCertificate(signed, ec_hash, receipt)
 
 
@@ -256,7 +257,10 @@ def _verify(
     subject = document.get("credentialSubject")
     if not isinstance(subject, dict):
         raise ValidationError("entity certificate has no credentialSubject")
-    kind = EntityKind(subject.get("entityKind"))
+    kind_name = subject.get("entityKind")
+    if kind_name not in EntityKind.__members__.values():
+        raise ValidationError(f"unknown entityKind {kind_name!r}")
+    kind = EntityKind(str(kind_name))
     subject_did = Did.parse(str(subject.get("id")), ledger.chain_id)
     issuer_did = Did.parse(str(document.get("issuer")), ledger.chain_id)
     kind_claims = {k: v for k, v in subject.items() if k not in ("id", "eid", "entityKind")}
@@ -264,8 +268,16 @@ def _verify(
     eid_kind, _ = validate_eid(str(subject.get("eid")))
     if eid_kind != kind or subject.get("eid") != make_eid(kind, subject_did.address):
         raise ValidationError("EID does not belong to the certificate's subject and kind")
-    base = CertificateCheck(False, "", ec_hash, str(subject_did), kind.value, str(issuer_did),
-                            subject["eid"], at_block=height)
+    base = CertificateCheck(
+        False,
+        "",
+        ec_hash,
+        str(subject_did),
+        kind.value,
+        str(issuer_did),
+        subject["eid"],
+        at_block=height,
+    )
 
     def fail(reason: str, **more: Any) -> CertificateCheck:
         return CertificateCheck(**{**asdict(base), **more, "reason": reason})
@@ -276,22 +288,40 @@ def _verify(
     if anchor["subject"] != subject_did.address or anchor["issuer"] != issuer_did.address:
         return fail("ledger anchor names another subject or issuer")
     if anchor["block"] > height:
-        return fail(f"certificate was anchored in block {anchor['block']}, after block {height}",
-                    anchored_block=anchor["block"])
+        return fail(
+            f"certificate was anchored in block {anchor['block']}, after block {height}",
+            anchored_block=anchor["block"],
+        )
     offboarded = anchor["offboarded"]
     if offboarded is not None and offboarded <= height:
-        return fail(f"entity was off-boarded in block {offboarded}",
-                    anchored_block=anchor["block"], offboarded_block=offboarded)
+        return fail(
+            f"entity was off-boarded in block {offboarded}",
+            anchored_block=anchor["block"],
+            offboarded_block=offboarded,
+        )
     now = clock.now()
-    if "expirationDate" in document and _parse_time(document["expirationDate"], "expirationDate") <= now:
+    if (
+        "expirationDate" in document
+        and _parse_time(document["expirationDate"], "expirationDate") <= now
+    ):
         return fail("certificate has expired", anchored_block=anchor["block"])
     signed_at = ledger.block(anchor["block"]).timestamp
     verify_document(ledger, document, str(issuer_did), at=signed_at)
     issuer_problem = _issuer_problem(ledger, issuer_did.address, kind, height, 0)
     if issuer_problem:
         return fail(issuer_problem, anchored_block=anchor["block"])
-    return CertificateCheck(True, "valid", ec_hash, str(subject_did), kind.value, str(issuer_did),
-                            subject["eid"], anchor["block"], offboarded, height)
+    return CertificateCheck(
+        True,
+        "valid",
+        ec_hash,
+        str(subject_did),
+        kind.value,
+        str(issuer_did),
+        subject["eid"],
+        anchor["block"],
+        offboarded,
+        height,
+    )
 
 
 def _issuer_problem(ledger: Ledger, issuer: str, kind: EntityKind, height: int, depth: int) -> str:

@@ -33,9 +33,10 @@ class Keystore:
             raise ValidationError(f"a key named {alias!r} already exists in {self.directory}")
         account = Account.generate()
         self.directory.mkdir(parents=True, exist_ok=True)
-        import eth_keyfile  # slow to import; only key creation and loading need it
+        # Slow to import; only key creation and loading need it.
+        from eth_keyfile.keyfile import create_keyfile_json
 
-        data = eth_keyfile.create_keyfile_json(
+        data = create_keyfile_json(
             account.private_key, self._password, kdf="pbkdf2", iterations=_ITERATIONS
         )
         data["alias"] = alias
@@ -48,12 +49,14 @@ class Keystore:
         """Load by alias or by address."""
         path = self._find(name)
         data = json.loads(path.read_text())
-        import eth_keyfile
+        from eth_keyfile.keyfile import decode_keyfile_json
 
         try:
-            secret = eth_keyfile.decode_keyfile_json(data, self._password)
+            secret = decode_keyfile_json(data, self._password)
         except ValueError as exc:
-            raise SignatureError(f"cannot decrypt key {path.name}: wrong keystore password") from exc
+            raise SignatureError(
+                f"cannot decrypt key {path.name}: wrong keystore password"
+            ) from exc
         return Account(bytes(secret))
 
     def get_or_create(self, alias: str) -> Account:
@@ -69,7 +72,8 @@ class Keystore:
         path = self._path(name)
         if not path.exists():
             raise NotFoundError(
-                f"no key named {name!r} in {self.directory} (create it: evgi identity create {name})"
+                f"no key named {name!r} in {self.directory} "
+                f"(create it: evgi identity create {name})"
             )
         return path
 

@@ -16,8 +16,16 @@ Kind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 def put(ctx: Context, hash: Hash, kind: Kind, meta: dict[str, str] | None = None) -> None:
     ctx.require(ctx.state.get(f"anchor/{hash}") is None, f"{hash} is already anchored")
     ctx.require(len(meta or {}) <= 16, "at most 16 metadata entries per anchor")
-    ctx.state.set(f"anchor/{hash}", {"by": ctx.sender, "block": ctx.height,
-                                     "timestamp": ctx.timestamp, "kind": kind, "meta": meta or {}})
+    ctx.state.set(
+        f"anchor/{hash}",
+        {
+            "by": ctx.sender,
+            "block": ctx.height,
+            "timestamp": ctx.timestamp,
+            "kind": kind,
+            "meta": meta or {},
+        },
+    )
     ctx.emit("Anchored", hash=hash, kind=kind)
 
 

@@ -18,11 +18,10 @@ from evgi.ledger.block import BlockHeader, Genesis, writes_root
 from evgi.ledger.receipt import Receipt
 from evgi.ledger.state import DictState, execute_block
 from evgi.ledger.transaction import SignedTransaction
-from evgi.storage.models import BlockRow, StateRow, TransactionRow
+from evgi.storage.models import BLOCKS as _BLOCKS
+from evgi.storage.models import STATE as _STATE
+from evgi.storage.models import TRANSACTIONS as _TXS
 
-_BLOCKS = BlockRow.__table__
-_TXS = TransactionRow.__table__
-_STATE = StateRow.__table__
 _PAGE = 200
 
 
@@ -39,8 +38,12 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "blocks": self.blocks, "transactions": self.transactions,
-            "state_keys": self.state_keys, "bad_block": self.bad_block, "problem": self.problem,
+            "ok": self.ok,
+            "blocks": self.blocks,
+            "transactions": self.transactions,
+            "state_keys": self.state_keys,
+            "bad_block": self.bad_block,
+            "problem": self.problem,
             "head_hash": self.head_hash,
         }
 
@@ -57,8 +60,10 @@ def _pages(db: Engine) -> Iterator[tuple[Any, list[Any]]]:
     while True:
         with db.connect() as conn:
             blocks = conn.execute(
-                select(_BLOCKS).where(_BLOCKS.c.height >= start)
-                .order_by(_BLOCKS.c.height).limit(_PAGE)
+                select(_BLOCKS)
+                .where(_BLOCKS.c.height >= start)
+                .order_by(_BLOCKS.c.height)
+                .limit(_PAGE)
             ).all()
             if not blocks:
                 orphan = conn.execute(_orphan_height(start)).scalar()
@@ -67,7 +72,8 @@ def _pages(db: Engine) -> Iterator[tuple[Any, list[Any]]]:
                 return
             last = blocks[-1].height
             txs = conn.execute(
-                select(_TXS).where(_TXS.c.block_height.between(start, last))
+                select(_TXS)
+                .where(_TXS.c.block_height.between(start, last))
                 .order_by(_TXS.c.block_height, _TXS.c.position)
             ).all()
         by_block: dict[int, list[Any]] = {}
@@ -97,10 +103,19 @@ def _orphaned(height: int) -> _Bad:
     return _Bad(height, f"transactions reference block {height}, which does not exist")
 
 
-def _check_block(row: Any, txs: list[Any], prev: BlockHeader | None, state: DictState,
-                 chain_id: int) -> BlockHeader:
-    header = BlockHeader(row.height, row.prev_hash, row.timestamp, row.tx_root,
-                         row.receipts_root, row.writes_root, row.tx_count, row.extra)
+def _check_block(
+    row: Any, txs: list[Any], prev: BlockHeader | None, state: DictState, chain_id: int
+) -> BlockHeader:
+    header = BlockHeader(
+        row.height,
+        row.prev_hash,
+        row.timestamp,
+        row.tx_root,
+        row.receipts_root,
+        row.writes_root,
+        row.tx_count,
+        row.extra,
+    )
     h = row.height
     if header.compute_hash() != row.hash:
         raise _Bad(h, f"block {h}: header does not hash to its stored hash")
@@ -132,8 +147,11 @@ def _check_block(row: Any, txs: list[Any], prev: BlockHeader | None, state: Dict
         except EvgiError as exc:
             raise _Bad(h, f"block {h}, transaction {tx.hash}: {exc.message}") from exc
         if stx.hash_hex != tx.hash or stx.tx.sender != tx.sender or stx.tx.nonce != tx.nonce:
-            raise _Bad(h, f"block {h}, transaction {tx.hash}: stored hash, sender or nonce "
-                          "do not match the signed body")
+            raise _Bad(
+                h,
+                f"block {h}, transaction {tx.hash}: stored hash, sender or nonce "
+                "do not match the signed body",
+            )
         signed.append(stx)
     if to_hex(merkle_root([s.hash for s in signed])) != header.tx_root:
         raise _Bad(h, f"block {h}: transactions do not match the tx root")
@@ -142,11 +160,19 @@ def _check_block(row: Any, txs: list[Any], prev: BlockHeader | None, state: Dict
     except EvgiError as exc:
         raise _Bad(h, f"block {h}: re-execution failed: {exc.message}") from exc
     for tx, receipt in zip(txs, execution.receipts, strict=True):
-        stored = Receipt(tx.hash, h, tx.position, bool(tx.status), parse_json(tx.result),
-                         tx.error, parse_json(tx.logs))
+        stored = Receipt(
+            tx.hash,
+            h,
+            tx.position,
+            bool(tx.status),
+            parse_json(tx.result),
+            tx.error,
+            parse_json(tx.logs),
+        )
         if stored != receipt:
-            raise _Bad(h, f"block {h}, transaction {tx.hash}: stored receipt differs from "
-                          "re-execution")
+            raise _Bad(
+                h, f"block {h}, transaction {tx.hash}: stored receipt differs from re-execution"
+            )
     if to_hex(merkle_root([r.commitment() for r in execution.receipts])) != header.receipts_root:
         raise _Bad(h, f"block {h}: receipts do not match the receipts root")
     if writes_root(execution.writes) != header.writes_root:
@@ -187,9 +213,7 @@ def _compare_state(db: Engine, state: DictState) -> tuple[int, _Bad | None]:
     return len(rows), first
 
 
-def audit_history(
-    db: Engine, progress: Callable[[int, int], None] | None = None
-) -> AuditReport:
+def audit_history(db: Engine, progress: Callable[[int, int], None] | None = None) -> AuditReport:
     with db.connect() as conn:
         total = int(conn.execute(select(func.count()).select_from(_BLOCKS)).scalar_one())
     report = AuditReport(ok=True)

@@ -70,5 +70,6 @@ class Genesis:
 
     def header(self) -> BlockHeader:
         empty = to_hex(merkle_root([]))
-        return BlockHeader(0, ZERO_HASH, self.timestamp, empty, empty,
-                           writes_root(self.writes()), 0, self.encode())
+        return BlockHeader(
+            0, ZERO_HASH, self.timestamp, empty, empty, writes_root(self.writes()), 0, self.encode()
+        )

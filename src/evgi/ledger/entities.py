@@ -32,8 +32,11 @@ def genesis_writes(genesis: Genesis) -> dict[str, Any]:
     for anchor in genesis.trust_anchors:
         writes[f"entity/trust_anchor/{anchor}"] = True
         writes[f"entity/{anchor}"] = {
-            "kind": EntityKind.TRUST_ANCHOR.value, "ecHash": None, "issuer": None,
-            "onboarded": 0, "offboarded": None,
+            "kind": EntityKind.TRUST_ANCHOR.value,
+            "ecHash": None,
+            "issuer": None,
+            "onboarded": 0,
+            "offboarded": None,
         }
     return writes
 
@@ -67,14 +70,28 @@ def onboard(ctx: Context, subject: str, kind: str, ec_hash: Hash) -> dict[str, A
         current is None or current["offboarded"] is not None,
         f"{subject} is already on-boarded; off-board it before issuing a new certificate",
     )
-    ctx.require(ctx.state.get(f"ec/{ec_hash}") is None, f"certificate {ec_hash} is already anchored")
-    record = {"kind": kind, "ecHash": ec_hash, "issuer": ctx.sender,
-              "onboarded": ctx.height, "offboarded": None}
+    ctx.require(
+        ctx.state.get(f"ec/{ec_hash}") is None, f"certificate {ec_hash} is already anchored"
+    )
+    record = {
+        "kind": kind,
+        "ecHash": ec_hash,
+        "issuer": ctx.sender,
+        "onboarded": ctx.height,
+        "offboarded": None,
+    }
     ctx.state.set(f"entity/{subject}", record)
-    ctx.state.set(f"ec/{ec_hash}", {"subject": subject, "issuer": ctx.sender, "kind": kind,
-                                    "block": ctx.height, "offboarded": None})
-    ctx.emit("EntityOnboarded", subject=subject, kind=kind, ecHash=ec_hash,
-             issuer=ctx.sender)
+    ctx.state.set(
+        f"ec/{ec_hash}",
+        {
+            "subject": subject,
+            "issuer": ctx.sender,
+            "kind": kind,
+            "block": ctx.height,
+            "offboarded": None,
+        },
+    )
+    ctx.emit("EntityOnboarded", subject=subject, kind=kind, ecHash=ec_hash, issuer=ctx.sender)
     return record
 
 

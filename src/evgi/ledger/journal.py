@@ -27,27 +27,43 @@ from evgi.ledger.proof import TransactionProof
 from evgi.ledger.receipt import Receipt
 from evgi.ledger.state import account_nonce, execute_block, run_query
 from evgi.ledger.transaction import SignedTransaction
-from evgi.storage.models import BlockRow, StateRow, TransactionRow
+from evgi.storage.models import BLOCKS as _BLOCKS
+from evgi.storage.models import STATE as _STATE
+from evgi.storage.models import TRANSACTIONS as _TXS
 
-_BLOCKS = BlockRow.__table__
-_TXS = TransactionRow.__table__
-_STATE = StateRow.__table__
 _PARALLEL_THRESHOLD = 64
 
 
 def header_from_row(row: Any) -> BlockHeader:
-    return BlockHeader(row.height, row.prev_hash, row.timestamp, row.tx_root, row.receipts_root,
-                       row.writes_root, row.tx_count, row.extra)
+    return BlockHeader(
+        row.height,
+        row.prev_hash,
+        row.timestamp,
+        row.tx_root,
+        row.receipts_root,
+        row.writes_root,
+        row.tx_count,
+        row.extra,
+    )
 
 
 def receipt_from_row(row: Any) -> Receipt:
-    return Receipt(row.hash, row.block_height, row.position, bool(row.status),
-                   parse_json(row.result), row.error, parse_json(row.logs))
+    return Receipt(
+        row.hash,
+        row.block_height,
+        row.position,
+        bool(row.status),
+        parse_json(row.result),
+        row.error,
+        parse_json(row.logs),
+    )
 
 
 def has_genesis(db: Engine) -> bool:
     with db.connect() as conn:
-        return conn.execute(select(_BLOCKS.c.height).where(_BLOCKS.c.height == 0)).first() is not None
+        return (
+            conn.execute(select(_BLOCKS.c.height).where(_BLOCKS.c.height == 0)).first() is not None
+        )
 
 
 class _CommittedState:
@@ -125,8 +141,9 @@ class LocalLedger:
             return self._read_head()
         if not trust_anchors:
             raise ConfigError("a new ledger needs at least one trust anchor for its genesis block")
-        genesis = Genesis(self.chain_id, tuple(sorted(set(trust_anchors))),
-                          unix_seconds(self._clock.now()))
+        genesis = Genesis(
+            self.chain_id, tuple(sorted(set(trust_anchors))), unix_seconds(self._clock.now())
+        )
         header = genesis.header()
         writes = genesis.writes()
         try:
@@ -160,8 +177,10 @@ class LocalLedger:
     def blocks(self, start: int = 0, limit: int = 100) -> list[BlockHeader]:
         with self._db.connect() as conn:
             rows = conn.execute(
-                select(_BLOCKS).where(_BLOCKS.c.height >= start)
-                .order_by(_BLOCKS.c.height).limit(limit)
+                select(_BLOCKS)
+                .where(_BLOCKS.c.height >= start)
+                .order_by(_BLOCKS.c.height)
+                .limit(limit)
             ).all()
         return [header_from_row(r) for r in rows]
 
@@ -200,18 +219,25 @@ class LocalLedger:
                 select(_TXS).where(_TXS.c.block_height == height).order_by(_TXS.c.position)
             ).all()
         return [
-            (SignedTransaction.from_encoded(r.body.encode(), from_hex(r.signature)),
-             receipt_from_row(r))
+            (
+                SignedTransaction.from_encoded(r.body.encode(), from_hex(r.signature)),
+                receipt_from_row(r),
+            )
             for r in rows
         ]
 
     def proof(self, tx_hash: str) -> TransactionProof:
         row = self._tx_row(tx_hash)
         with self._db.connect() as conn:
-            hashes = conn.execute(
-                select(_TXS.c.hash).where(_TXS.c.block_height == row.block_height)
-                .order_by(_TXS.c.position)
-            ).scalars().all()
+            hashes = (
+                conn.execute(
+                    select(_TXS.c.hash)
+                    .where(_TXS.c.block_height == row.block_height)
+                    .order_by(_TXS.c.position)
+                )
+                .scalars()
+                .all()
+            )
         header = self.block(row.block_height)
         return TransactionProof(header, merkle_proof([from_hex(h) for h in hashes], row.position))
 
@@ -229,7 +255,7 @@ class LocalLedger:
         self._check_signatures(transactions)
         receipts: list[Receipt] = []
         for start in range(0, len(transactions), self._max):
-            receipts.extend(self._commit_block(transactions[start:start + self._max]))
+            receipts.extend(self._commit_block(transactions[start : start + self._max]))
         return receipts
 
     def _check_signatures(self, transactions: Sequence[SignedTransaction]) -> None:
@@ -254,8 +280,9 @@ class LocalLedger:
                     self._head = self._read_head()
                 height = self._head.height + 1
                 timestamp = max(self._head.timestamp, unix_seconds(self._clock.now()))
-                execution = execute_block(self._state, transactions, height, timestamp,
-                                          self.chain_id)
+                execution = execute_block(
+                    self._state, transactions, height, timestamp, self.chain_id
+                )
                 header = BlockHeader(
                     height=height,
                     prev_hash=self._head.compute_hash(),
@@ -268,10 +295,15 @@ class LocalLedger:
                 try:
                     with self._db.begin() as conn:
                         conn.execute(insert(_BLOCKS), [self._block_row(header)])
-                        conn.execute(insert(_TXS), [
-                            _tx_row(stx, receipt)
-                            for stx, receipt in zip(transactions, execution.receipts, strict=True)
-                        ])
+                        conn.execute(
+                            insert(_TXS),
+                            [
+                                _tx_row(stx, receipt)
+                                for stx, receipt in zip(
+                                    transactions, execution.receipts, strict=True
+                                )
+                            ],
+                        )
                         self._write_state(conn, execution.writes, height)
                 except sa_exc.IntegrityError as exc:
                     if "uq_ledger_tx_sender_nonce" in str(exc) or "ledger_transactions" in str(exc):
@@ -293,17 +325,22 @@ class LocalLedger:
     @staticmethod
     def _block_row(header: BlockHeader) -> dict[str, Any]:
         return {
-            "height": header.height, "hash": header.compute_hash(),
-            "prev_hash": header.prev_hash, "timestamp": header.timestamp,
-            "tx_root": header.tx_root, "receipts_root": header.receipts_root,
-            "writes_root": header.writes_root, "tx_count": header.tx_count,
+            "height": header.height,
+            "hash": header.compute_hash(),
+            "prev_hash": header.prev_hash,
+            "timestamp": header.timestamp,
+            "tx_root": header.tx_root,
+            "receipts_root": header.receipts_root,
+            "writes_root": header.writes_root,
+            "tx_count": header.tx_count,
             "extra": header.extra,
         }
 
     def _write_state(self, conn: Any, writes: dict[str, Any], height: int) -> None:
         rows = [
             {"key": k, "value": canonical_json(v).decode(), "block_height": height}
-            for k, v in writes.items() if v is not None
+            for k, v in writes.items()
+            if v is not None
         ]
         deleted = [k for k, v in writes.items() if v is None]
         if rows:
@@ -341,9 +378,15 @@ def _check_all(chunk: Sequence[SignedTransaction]) -> None:
 
 def _tx_row(stx: SignedTransaction, receipt: Receipt) -> dict[str, Any]:
     return {
-        "hash": stx.hash_hex, "block_height": receipt.block, "position": receipt.position,
-        "sender": stx.tx.sender, "nonce": stx.tx.nonce, "body": stx.encoded.decode(),
-        "signature": to_hex(stx.signature), "status": 1 if receipt.ok else 0,
-        "result": canonical_json(receipt.result).decode(), "error": receipt.error,
+        "hash": stx.hash_hex,
+        "block_height": receipt.block,
+        "position": receipt.position,
+        "sender": stx.tx.sender,
+        "nonce": stx.tx.nonce,
+        "body": stx.encoded.decode(),
+        "signature": to_hex(stx.signature),
+        "status": 1 if receipt.ok else 0,
+        "result": canonical_json(receipt.result).decode(),
+        "error": receipt.error,
         "logs": canonical_json(receipt.logs).decode(),
     }

@@ -24,8 +24,13 @@ class Receipt:
         """Hash of the outcome, the leaf of the receipts root."""
         return keccak256(
             canonical_json(
-                {"tx": self.tx_hash, "ok": self.ok, "result": self.result,
-                 "error": self.error, "logs": self.logs}
+                {
+                    "tx": self.tx_hash,
+                    "ok": self.ok,
+                    "result": self.result,
+                    "error": self.error,
+                    "logs": self.logs,
+                }
             )
         )
 

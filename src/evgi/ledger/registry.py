@@ -46,8 +46,12 @@ def change_owner(ctx: Context, identity: str, new_owner: str) -> None:
     identity = _only_owner(ctx, identity)
     new_owner = normalize_address(new_owner)
     ctx.state.set(f"did/{identity}/owner", new_owner)
-    ctx.emit("DIDOwnerChanged", identity=identity, owner=new_owner,
-             previousChange=_changed(ctx, identity))
+    ctx.emit(
+        "DIDOwnerChanged",
+        identity=identity,
+        owner=new_owner,
+        previousChange=_changed(ctx, identity),
+    )
 
 
 @method("did", "add_delegate")
@@ -58,8 +62,14 @@ def add_delegate(
     delegate = normalize_address(delegate)
     valid_to = ctx.timestamp + validity
     ctx.state.set(f"did/{identity}/delegate/{delegate_type}/{delegate}", valid_to)
-    ctx.emit("DIDDelegateChanged", identity=identity, delegateType=delegate_type,
-             delegate=delegate, validTo=valid_to, previousChange=_changed(ctx, identity))
+    ctx.emit(
+        "DIDDelegateChanged",
+        identity=identity,
+        delegateType=delegate_type,
+        delegate=delegate,
+        validTo=valid_to,
+        previousChange=_changed(ctx, identity),
+    )
 
 
 @method("did", "revoke_delegate")
@@ -67,8 +77,14 @@ def revoke_delegate(ctx: Context, identity: str, delegate_type: Name, delegate: 
     identity = _only_owner(ctx, identity)
     delegate = normalize_address(delegate)
     ctx.state.set(f"did/{identity}/delegate/{delegate_type}/{delegate}", ctx.timestamp)
-    ctx.emit("DIDDelegateChanged", identity=identity, delegateType=delegate_type,
-             delegate=delegate, validTo=ctx.timestamp, previousChange=_changed(ctx, identity))
+    ctx.emit(
+        "DIDDelegateChanged",
+        identity=identity,
+        delegateType=delegate_type,
+        delegate=delegate,
+        validTo=ctx.timestamp,
+        previousChange=_changed(ctx, identity),
+    )
 
 
 @method("did", "set_attribute")
@@ -77,10 +93,17 @@ def set_attribute(
 ) -> None:
     identity = _only_owner(ctx, identity)
     valid_to = ctx.timestamp + validity
-    ctx.state.set(_attribute_key(identity, name, value),
-                  {"name": name, "value": value, "validTo": valid_to})
-    ctx.emit("DIDAttributeChanged", identity=identity, name=name, value=value,
-             validTo=valid_to, previousChange=_changed(ctx, identity))
+    ctx.state.set(
+        _attribute_key(identity, name, value), {"name": name, "value": value, "validTo": valid_to}
+    )
+    ctx.emit(
+        "DIDAttributeChanged",
+        identity=identity,
+        name=name,
+        value=value,
+        validTo=valid_to,
+        previousChange=_changed(ctx, identity),
+    )
 
 
 @method("did", "revoke_attribute")
@@ -89,8 +112,14 @@ def revoke_attribute(ctx: Context, identity: str, name: Name, value: Value) -> N
     key = _attribute_key(identity, name, value)
     ctx.require(ctx.state.get(key) is not None, f"{identity} has no attribute {name}={value}")
     ctx.state.set(key, {"name": name, "value": value, "validTo": 0})
-    ctx.emit("DIDAttributeChanged", identity=identity, name=name, value=value, validTo=0,
-             previousChange=_changed(ctx, identity))
+    ctx.emit(
+        "DIDAttributeChanged",
+        identity=identity,
+        name=name,
+        value=value,
+        validTo=0,
+        previousChange=_changed(ctx, identity),
+    )
 
 
 @query("did", "owner")
@@ -105,11 +134,12 @@ def record(state: StateReader, identity: str, at: int) -> dict[str, Any]:
     prefix = f"did/{identity}/delegate/"
     delegates = []
     for key, valid_to in sorted(state.scan(prefix).items()):
-        delegate_type, delegate = key[len(prefix):].split("/")
+        delegate_type, delegate = key[len(prefix) :].split("/")
         if int(valid_to) > at:
             delegates.append({"type": delegate_type, "delegate": delegate, "validTo": valid_to})
     attributes = [
-        attr for _, attr in sorted(state.scan(f"did/{identity}/attr/").items())
+        attr
+        for _, attr in sorted(state.scan(f"did/{identity}/attr/").items())
         if int(attr["validTo"]) > at
     ]
     return {
@@ -125,5 +155,7 @@ def record(state: StateReader, identity: str, at: int) -> dict[str, Any]:
 def valid_delegate(
     state: StateReader, identity: str, delegate_type: str, delegate: str, at: int
 ) -> bool:
-    key = f"did/{normalize_address(identity)}/delegate/{delegate_type}/{normalize_address(delegate)}"
+    key = (
+        f"did/{normalize_address(identity)}/delegate/{delegate_type}/{normalize_address(delegate)}"
+    )
     return int(state.get(key) or 0) > at

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import ConfigDict, ValidationError as PydanticValidationError, validate_call
+from pydantic import ConfigDict, validate_call
+from pydantic import ValidationError as PydanticValidationError
 
 from evgi.core.errors import ExecutionError, NonceError, PermissionDenied, ValidationError
 from evgi.ledger.receipt import Receipt
@@ -106,10 +107,11 @@ _STRICT = ConfigDict(strict=True)
 
 
 def _validated(fn: Method) -> Method:
-    """Validate keyword arguments from `fn`'s type hints; the first (context/state) is passed as is."""
+    """Validate keyword arguments by type hints; the first (context or state) passes as is."""
     first = next(iter(inspect.signature(fn).parameters))
-    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
-                               fn.__closure__)
+    clone = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
     clone.__kwdefaults__ = fn.__kwdefaults__
     clone.__annotations__ = {**fn.__annotations__, first: Any}
     return validate_call(config=_STRICT)(clone)

@@ -29,8 +29,12 @@ def create(ctx: Context, symbol: Symbol, currency: str) -> dict[str, Any]:
     ctx.require(is_trust_anchor(ctx.state, ctx.sender), "only a trust anchor creates tokens")
     ctx.require(_meta(ctx.state, symbol) is None, f"token {symbol} already exists")
     ctx.require(currency in MINOR_UNITS, f"unsupported currency {currency}")
-    meta = {"symbol": symbol, "currency": currency, "decimals": MINOR_UNITS[currency],
-            "admin": ctx.sender}
+    meta = {
+        "symbol": symbol,
+        "currency": currency,
+        "decimals": MINOR_UNITS[currency],
+        "admin": ctx.sender,
+    }
     ctx.state.set(f"token/{symbol}/meta", meta)
     ctx.state.set(f"token/{symbol}/supply", 0)
     ctx.emit("TokenCreated", symbol=symbol, currency=currency)

@@ -100,7 +100,9 @@ def parse_body(body: Any) -> Transaction:
         raise ValidationError("transaction body must be a JSON object")
     if set(body) != _FIELDS:
         missing, extra = _FIELDS - set(body), set(body) - _FIELDS
-        raise ValidationError(f"transaction body fields: missing {sorted(missing)}, extra {sorted(extra)}")
+        raise ValidationError(
+            f"transaction body fields: missing {sorted(missing)}, extra {sorted(extra)}"
+        )
     chain_id, sender, nonce = body["chainId"], body["from"], body["nonce"]
     if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id < 1:
         raise ValidationError("chainId must be a positive integer")

@@ -73,8 +73,13 @@ class Report:
             "ok": self.ok,
             "failures": self.failures,
             "sections": [
-                {"title": s.title, "summary": s.summary, "rows": s.rows, "data": s.data,
-                 "plots": [p.title for p in s.plots]}
+                {
+                    "title": s.title,
+                    "summary": s.summary,
+                    "rows": s.rows,
+                    "data": s.data,
+                    "plots": [p.title for p in s.plots],
+                }
                 for s in self.sections
             ],
         }
@@ -84,7 +89,9 @@ class Report:
         json_path = folder / "report.json"
         html_path = folder / "report.html"
         json_path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
-        env = Environment(loader=PackageLoader("evgi.sim", "templates"),
-                          autoescape=select_autoescape(["html", "j2"]))
+        env = Environment(
+            loader=PackageLoader("evgi.sim", "templates"),
+            autoescape=select_autoescape(["html", "j2"]),
+        )
         html_path.write_text(env.get_template("report.html.j2").render(report=self))
         return html_path, json_path

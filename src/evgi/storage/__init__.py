@@ -1,9 +1,20 @@
 """Storage: one SQLAlchemy engine, SQLite by default or PostgreSQL by URL, migrated by Alembic."""
 
 from evgi.storage.database import create_database_engine, migrate, open_database
-from evgi.storage.models import Base, BlockRow, StateRow, TransactionRow
+from evgi.storage.models import (
+    BLOCKS,
+    STATE,
+    TRANSACTIONS,
+    Base,
+    BlockRow,
+    StateRow,
+    TransactionRow,
+)
 
 __all__ = [
+    "BLOCKS",
+    "STATE",
+    "TRANSACTIONS",
     "Base",
     "BlockRow",
     "StateRow",

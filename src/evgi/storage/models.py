@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,3 +61,9 @@ class StateRow(Base):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     block_height: Mapped[int] = mapped_column(BigInteger)
+
+
+# Core tables for bulk statements, where the ORM's per-row bookkeeping would only cost time.
+BLOCKS = cast(Table, BlockRow.__table__)
+TRANSACTIONS = cast(Table, TransactionRow.__table__)
+STATE = cast(Table, StateRow.__table__)

@@ -62,10 +62,7 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            return url
+            return self.database_url
         return f"sqlite:///{(self.data_dir / 'evgi.db').resolve()}"
 
     @property

@@ -82,8 +82,8 @@ def test_delegates_attributes_and_services(ledger: LocalLedger) -> None:
     document = resolve(ledger, did)["didDocument"]
     methods = {m["id"]: m for m in document["verificationMethod"]}
     assert len(methods) == 4
-    sig_auth = next(i for i, m in methods.items() if signer.address in m.get("blockchainAccountId", ""))
-    veri_key = next(i for i, m in methods.items() if verifier.address in m.get("blockchainAccountId", ""))
+    accounts = {m.get("blockchainAccountId", "").rsplit(":", 1)[-1]: i for i, m in methods.items()}
+    sig_auth, veri_key = accounts[signer.address], accounts[verifier.address]
     assert sig_auth in document["authentication"] and sig_auth in document["assertionMethod"]
     assert veri_key in document["assertionMethod"] and veri_key not in document["authentication"]
     key = next(m for m in methods.values() if "publicKeyHex" in m)

@@ -29,7 +29,7 @@ _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 
 def vin_check_digit(vin: str) -> str:
     """The position-9 check digit (mandatory in North America, optional elsewhere)."""
-    if not _VIN.match(vin):
+    if not _VIN.fullmatch(vin):
         raise ValidationError(f"VIN {vin!r} is not 17 characters of A-Z/0-9 without I, O and Q")
     total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
     remainder = total % 11

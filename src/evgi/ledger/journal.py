@@ -67,23 +67,31 @@ def has_genesis(db: Engine) -> bool:
 
 
 class _CommittedState:
-    """Read-through cache of committed state; only ever updated after a successful commit."""
+    """Read-through cache of committed state; only ever updated after a successful commit.
+
+    A read that raced a commit must not be cached after it (its value may be the one the commit
+    replaced): `generation` counts commits and clears, and a read is cached only if none came
+    between its start and its end.
+    """
 
     def __init__(self, db: Engine) -> None:
         self.db = db
         self.cache: dict[str, Any] = {}
         self.lock = threading.Lock()
+        self.generation = 0
 
     def get(self, key: str) -> Any:
         try:
             return self.cache[key]
         except KeyError:
             pass
+        generation = self.generation
         with self.db.connect() as conn:
             raw = conn.execute(select(_STATE.c.value).where(_STATE.c.key == key)).scalar()
         value = parse_json(raw) if raw is not None else None
         with self.lock:
-            self.cache[key] = value
+            if self.generation == generation:
+                self.cache[key] = value
         return value
 
     def scan(self, prefix: str) -> dict[str, Any]:
@@ -99,10 +107,12 @@ class _CommittedState:
     def update(self, writes: dict[str, Any]) -> None:
         with self.lock:
             self.cache.update(writes)
+            self.generation += 1
 
     def clear(self) -> None:
         with self.lock:
             self.cache.clear()
+            self.generation += 1
 
 
 class LocalLedger:
@@ -165,7 +175,15 @@ class LocalLedger:
         return Genesis.decode(self.block(0).extra)
 
     def head(self) -> BlockHeader:
+        self._sync()
         return self._head
+
+    def _sync(self) -> None:
+        """Catch up with blocks another process committed, so reads are never stale."""
+        if self._read_head_height() != self._head.height:
+            with self._write_lock:
+                self._state.clear()
+                self._head = self._read_head()
 
     def block(self, height: int) -> BlockHeader:
         with self._db.connect() as conn:
@@ -187,15 +205,19 @@ class LocalLedger:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
+        self._sync()
         return self._state.get(key)
 
     def scan(self, prefix: str) -> dict[str, Any]:
+        self._sync()
         return self._state.scan(prefix)
 
     def query(self, module: str, name: str, **args: Any) -> Any:
+        self._sync()
         return run_query(self._state, module, name, args)
 
     def nonce(self, address: str) -> int:
+        self._sync()
         return account_nonce(self._state, address)
 
     def _tx_row(self, tx_hash: str) -> Any:

@@ -60,5 +60,10 @@ def compile_contract(name: str) -> CompiledContract:
     return CompiledContract(name, list(output["abi"]), bytecode)
 
 
-__all__ = ["CONTRACTS_DIR", "CompiledContract", "compile_contract", "contract_names",
-           "contract_source"]
+__all__ = [
+    "CONTRACTS_DIR",
+    "CompiledContract",
+    "compile_contract",
+    "contract_names",
+    "contract_source",
+]

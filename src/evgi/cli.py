@@ -77,7 +77,7 @@ def _platform(ctx: typer.Context) -> Iterator[Platform]:
 
 def progress_bar(transient: bool = False) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<40}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -103,7 +103,7 @@ def demo(
     from evgi.sim.scenario import run_demo
 
     try:
-        result = run_demo(out, err)
+        result = run_demo(out, progress_bar())
     except EvgiError as exc:
         err.print(f"[red]demo failed:[/red] {exc.message}")
         raise typer.Exit(1) from exc

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from evgi.core import Account, canonical_json, keccak256, to_hex
-from evgi.ledger import Submitter
-from evgi.ledger.journal import LocalLedger, header_from_row
+from evgi.ledger import BlockHeader, Submitter
+from evgi.ledger.journal import LocalLedger
 from evgi.ledger.transaction import signing_digest
 from tests.ledger.economy import SYMBOL, Holders, mint, pay
 
@@ -121,7 +121,7 @@ def edit_block_tx_root(conn: Connection, h: History) -> int:
 def edit_block_tx_root_and_rehash(conn: Connection, h: History) -> int:
     """Give block 3 another tx root and the hash that goes with it, as a careful forger would."""
     row = sql(conn, "SELECT * FROM ledger_blocks WHERE height = 3").one()
-    forged = replace(header_from_row(row), tx_root=_forged_hash("tx root"))
+    forged = replace(BlockHeader.from_row(row), tx_root=_forged_hash("tx root"))
     sql(conn, "UPDATE ledger_blocks SET tx_root = :r, hash = :h WHERE height = 3",
         r=forged.tx_root, h=forged.compute_hash())
     return 3

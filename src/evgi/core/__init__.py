@@ -1,6 +1,6 @@
 """Kernel: keys, signatures, canonical JSON, identifiers, units, errors, events, clocks."""
 
-from evgi.core.canonical import canonical_json, parse_json
+from evgi.core.canonical import canonical_json, compact_json, parse_json
 from evgi.core.clock import Clock, SimulatedClock, SystemClock, from_unix, unix_seconds
 from evgi.core.digest import from_hex, keccak256, sha256, to_hex
 from evgi.core.errors import (
@@ -60,6 +60,7 @@ __all__ = [
     "Watts",
     "canonical_json",
     "checksum_address",
+    "compact_json",
     "emaid_check_digit",
     "from_hex",
     "from_unix",

@@ -46,6 +46,12 @@ def canonical_json(value: Any) -> bytes:
         raise ValidationError(f"value cannot be canonicalized: {exc}") from exc
 
 
+def compact_json(value: Any) -> str:
+    """Compact, key-sorted JSON for storage, where the bytes are never hashed or signed."""
+    text: str = _dumps(value)
+    return text
+
+
 def parse_json(data: bytes | str) -> Any:
     try:
         return json.loads(data)

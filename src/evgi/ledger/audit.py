@@ -106,16 +106,7 @@ def _orphaned(height: int) -> _Bad:
 def _check_block(
     row: Any, txs: list[Any], prev: BlockHeader | None, state: DictState, chain_id: int
 ) -> BlockHeader:
-    header = BlockHeader(
-        row.height,
-        row.prev_hash,
-        row.timestamp,
-        row.tx_root,
-        row.receipts_root,
-        row.writes_root,
-        row.tx_count,
-        row.extra,
-    )
+    header = BlockHeader.from_row(row)
     h = row.height
     if header.compute_hash() != row.hash:
         raise _Bad(h, f"block {h}: header does not hash to its stored hash")
@@ -160,15 +151,10 @@ def _check_block(
     except EvgiError as exc:
         raise _Bad(h, f"block {h}: re-execution failed: {exc.message}") from exc
     for tx, receipt in zip(txs, execution.receipts, strict=True):
-        stored = Receipt(
-            tx.hash,
-            h,
-            tx.position,
-            bool(tx.status),
-            parse_json(tx.result),
-            tx.error,
-            parse_json(tx.logs),
-        )
+        try:
+            stored = Receipt.from_row(tx)
+        except EvgiError as exc:
+            raise _Bad(h, f"block {h}, transaction {tx.hash}: {exc.message}") from exc
         if stored != receipt:
             raise _Bad(
                 h, f"block {h}, transaction {tx.hash}: stored receipt differs from re-execution"

@@ -24,6 +24,20 @@ class BlockHeader:
     tx_count: int
     extra: str = ""
 
+    @classmethod
+    def from_row(cls, row: Any) -> BlockHeader:
+        """Header of a stored block row (its stored hash is checked by whoever needs to)."""
+        return cls(
+            row.height,
+            row.prev_hash,
+            row.timestamp,
+            row.tx_root,
+            row.receipts_root,
+            row.writes_root,
+            row.tx_count,
+            row.extra,
+        )
+
     def compute_hash(self) -> str:
         return to_hex(keccak256(canonical_json(asdict(self))))
 

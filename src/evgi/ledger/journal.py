@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from evgi.core.canonical import canonical_json, parse_json
+from evgi.core.canonical import compact_json, parse_json
 from evgi.core.clock import Clock, SystemClock, unix_seconds
 from evgi.core.digest import from_hex, to_hex
 from evgi.core.errors import ConfigError, NonceError, NotFoundError, ValidationError
@@ -32,31 +32,6 @@ from evgi.storage.models import STATE as _STATE
 from evgi.storage.models import TRANSACTIONS as _TXS
 
 _PARALLEL_THRESHOLD = 64
-
-
-def header_from_row(row: Any) -> BlockHeader:
-    return BlockHeader(
-        row.height,
-        row.prev_hash,
-        row.timestamp,
-        row.tx_root,
-        row.receipts_root,
-        row.writes_root,
-        row.tx_count,
-        row.extra,
-    )
-
-
-def receipt_from_row(row: Any) -> Receipt:
-    return Receipt(
-        row.hash,
-        row.block_height,
-        row.position,
-        bool(row.status),
-        parse_json(row.result),
-        row.error,
-        parse_json(row.logs),
-    )
 
 
 def has_genesis(db: Engine) -> bool:
@@ -169,7 +144,7 @@ class LocalLedger:
             row = conn.execute(select(_BLOCKS).order_by(_BLOCKS.c.height.desc()).limit(1)).first()
         if row is None:
             raise NotFoundError("the ledger has no genesis block")
-        return header_from_row(row)
+        return BlockHeader.from_row(row)
 
     def genesis(self) -> Genesis:
         return Genesis.decode(self.block(0).extra)
@@ -190,7 +165,7 @@ class LocalLedger:
             row = conn.execute(select(_BLOCKS).where(_BLOCKS.c.height == height)).first()
         if row is None:
             raise NotFoundError(f"no block {height}")
-        return header_from_row(row)
+        return BlockHeader.from_row(row)
 
     def blocks(self, start: int = 0, limit: int = 100) -> list[BlockHeader]:
         with self._db.connect() as conn:
@@ -200,7 +175,7 @@ class LocalLedger:
                 .order_by(_BLOCKS.c.height)
                 .limit(limit)
             ).all()
-        return [header_from_row(r) for r in rows]
+        return [BlockHeader.from_row(r) for r in rows]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -230,10 +205,10 @@ class LocalLedger:
     def transaction(self, tx_hash: str) -> tuple[SignedTransaction, Receipt]:
         row = self._tx_row(tx_hash)
         stx = SignedTransaction.from_encoded(row.body.encode(), from_hex(row.signature))
-        return stx, receipt_from_row(row)
+        return stx, Receipt.from_row(row)
 
     def receipt(self, tx_hash: str) -> Receipt:
-        return receipt_from_row(self._tx_row(tx_hash))
+        return Receipt.from_row(self._tx_row(tx_hash))
 
     def block_transactions(self, height: int) -> list[tuple[SignedTransaction, Receipt]]:
         with self._db.connect() as conn:
@@ -243,7 +218,7 @@ class LocalLedger:
         return [
             (
                 SignedTransaction.from_encoded(r.body.encode(), from_hex(r.signature)),
-                receipt_from_row(r),
+                Receipt.from_row(r),
             )
             for r in rows
         ]
@@ -271,29 +246,42 @@ class LocalLedger:
     def submit_many(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]:
         """Verify, apply and commit transactions; each block holds at most the configured count.
 
-        Raises (and commits nothing of the offending block) on a bad signature, a wrong chain or a
-        replayed nonce; a method that fails is committed as a failed receipt.
+        Each block is all or nothing: a bad signature, a wrong chain or a replayed nonce refuses
+        its block (blocks before it stay committed); a method that fails is committed as a failed
+        receipt.
         """
-        self._check_signatures(transactions)
         receipts: list[Receipt] = []
         for start in range(0, len(transactions), self._max):
             receipts.extend(self._commit_block(transactions[start : start + self._max]))
         return receipts
 
-    def _check_signatures(self, transactions: Sequence[SignedTransaction]) -> None:
+    def _check_signatures(self, transactions: Sequence[SignedTransaction]) -> list[Future[None]]:
+        """Check small batches now; start large ones on two threads and return their futures.
+
+        secp256k1 recovery releases the GIL, so the checks overlap the block's execution.
+        """
         if len(transactions) < _PARALLEL_THRESHOLD:
-            for stx in transactions:
-                stx.check_signature()
-            return
+            _check_all(transactions)
+            return []
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evgi-sig")
-        # secp256k1 recovery releases the GIL, so two threads use both cores.
         half = len(transactions) // 2
-        chunks = [transactions[:half], transactions[half:]]
-        for future in [self._pool.submit(_check_all, chunk) for chunk in chunks]:
-            future.result()
+        return [
+            self._pool.submit(_check_all, chunk)
+            for chunk in (transactions[:half], transactions[half:])
+        ]
 
     def _commit_block(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]:
+        checks = self._check_signatures(transactions)
+        try:
+            return self._execute_and_write(transactions, checks)
+        finally:
+            for check in checks:
+                check.cancel()
+
+    def _execute_and_write(
+        self, transactions: Sequence[SignedTransaction], checks: list[Future[None]]
+    ) -> list[Receipt]:
         with self._write_lock:
             for _attempt in range(3):
                 latest = self._read_head_height()
@@ -314,6 +302,8 @@ class LocalLedger:
                     writes_root=writes_root(execution.writes),
                     tx_count=len(transactions),
                 )
+                for check in checks:  # a bad signature refuses the block before any write
+                    check.result()
                 try:
                     with self._db.begin() as conn:
                         conn.execute(insert(_BLOCKS), [self._block_row(header)])
@@ -360,7 +350,7 @@ class LocalLedger:
 
     def _write_state(self, conn: Any, writes: dict[str, Any], height: int) -> None:
         rows = [
-            {"key": k, "value": canonical_json(v).decode(), "block_height": height}
+            {"key": k, "value": compact_json(v), "block_height": height}
             for k, v in writes.items()
             if v is not None
         ]
@@ -408,7 +398,7 @@ def _tx_row(stx: SignedTransaction, receipt: Receipt) -> dict[str, Any]:
         "body": stx.encoded.decode(),
         "signature": to_hex(stx.signature),
         "status": 1 if receipt.ok else 0,
-        "result": canonical_json(receipt.result).decode(),
+        "result": compact_json(receipt.result),
         "error": receipt.error,
-        "logs": canonical_json(receipt.logs).decode(),
+        "logs": compact_json(receipt.logs),
     }

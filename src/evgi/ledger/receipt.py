@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evgi.core.canonical import canonical_json
+from evgi.core.canonical import canonical_json, parse_json
 from evgi.core.digest import keccak256
 from evgi.core.errors import ExecutionError
 
@@ -19,6 +19,19 @@ class Receipt:
     result: Any
     error: str
     logs: list[dict[str, Any]]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Receipt:
+        """Receipt kept in a stored transaction row; malformed JSON raises ValidationError."""
+        return cls(
+            row.hash,
+            row.block_height,
+            row.position,
+            bool(row.status),
+            parse_json(row.result),
+            row.error,
+            parse_json(row.logs),
+        )
 
     def commitment(self) -> bytes:
         """Hash of the outcome, the leaf of the receipts root."""

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from evgi.app import GENESIS_KEY, Platform, open_platform
 from evgi.config import Settings
@@ -348,7 +347,7 @@ class FoundationScenario:
         ]
 
 
-def run_demo(out: Path, console: Console) -> DemoResult:
+def run_demo(out: Path, progress: Progress) -> DemoResult:
     """Run the scenario on a fresh data folder under `out` and write the report there."""
     data_dir = out / "data"
     if data_dir.exists():
@@ -361,13 +360,7 @@ def run_demo(out: Path, console: Console) -> DemoResult:
     try:
         scenario = FoundationScenario(platform, report)
         steps = scenario.steps()
-        with Progress(
-            TextColumn("{task.description:<40}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with progress:
             task = progress.add_task("demo", total=len(steps))
             for description, step in steps:
                 progress.update(task, description=description)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -88,6 +89,28 @@ def progress_bar(transient: bool = False) -> Progress:
 
 def _print_json(value: Any) -> None:
     console.print_json(json.dumps(value, default=str))
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="address to listen on (EVGI_HTTP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (EVGI_HTTP_PORT)")] = None,
+) -> None:
+    """Run the platform's services: the HTTP API (OpenAPI at /docs) and what each layer adds."""
+    import asyncio
+
+    from evgi.service import serve as run
+
+    settings = _settings(ctx)
+    ctx.obj = settings.model_copy(
+        update={k: v for k, v in {"http_host": host, "http_port": port}.items() if v is not None}
+    )
+    with _platform(ctx) as platform, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(platform))
 
 
 # -- demo ----------------------------------------------------------------------------------

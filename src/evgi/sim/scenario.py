@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.progress import Progress
 
@@ -343,8 +343,17 @@ class FoundationScenario:
             ("verify entity certificates", self.verify_certificates),
             ("resolve DID documents", self.resolve_all),
             ("off-board a retired charger", self.offboarding),
-            ("verify the ledger from genesis", self.verify_ledger),
         ]
+
+
+class ScenarioPart(Protocol):
+    """A capability's part of the demo, run on the foundation's participants after them."""
+
+    def steps(self) -> list[tuple[str, Callable[[], None]]]: ...
+
+
+# Each later capability appends the factory of its part here.
+PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = []
 
 
 def run_demo(out: Path, progress: Progress) -> DemoResult:
@@ -360,6 +369,9 @@ def run_demo(out: Path, progress: Progress) -> DemoResult:
     try:
         scenario = FoundationScenario(platform, report)
         steps = scenario.steps()
+        for part in PARTS:
+            steps.extend(part(scenario).steps())
+        steps.append(("verify the ledger from genesis", scenario.verify_ledger))
         with progress:
             task = progress.add_task("demo", total=len(steps))
             for description, step in steps:

@@ -47,11 +47,15 @@ def alembic_config() -> AlembicConfig:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call on every start."""
+    """Bring every subsystem's schema to its newest revision; safe to call on every start.
+
+    Each subsystem keeps its own branch of migrations (rooted at the ledger's first revision,
+    with its own branch label), so layers evolve their tables independently.
+    """
     cfg = alembic_config()
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 def open_database(url: str) -> Engine:

@@ -28,12 +28,31 @@ class Settings(BaseSettings):
     ledger: Literal["local"] = "local"
     chain_id: int = Field(default=1337, ge=1, description="chain id in DIDs and signed txs")
     keystore_password: str = Field(
-        default="", description="password of the key files in data_dir/keys"
+        default="", description="password of the key files in data_dir/keys and data_dir/pki"
     )
     block_max_transactions: int = Field(default=2000, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    ocpp_host: str = "127.0.0.1"
     ocpp_port: int = 9000
+    ocpp_unknown_stations: Literal["reject", "pending"] = Field(
+        default="reject",
+        description="a station not registered is refused (404), or let in and booted Pending",
+    )
+    ocpp_heartbeat_interval: int = Field(default=300, ge=1, description="seconds, at boot")
+    ocpp_boot_retry_interval: int = Field(
+        default=60, ge=1, description="seconds a Pending or Rejected station waits to re-boot"
+    )
+    ocpp_call_timeout: float = Field(
+        default=30, gt=0, description="seconds a station has to answer a command"
+    )
+    ocpp_max_message_size: int = Field(
+        default=131072, ge=1024, description="largest OCPP frame in bytes; larger closes (1009)"
+    )
+    cpo_name: str = Field(default="evgi", description="operator (O) in the CSMS certificates")
+    tls_host_names: list[str] = Field(
+        default_factory=list, description="DNS names and IPs the CSMS server certificate adds"
+    )
     grid_port: int = 8443
 
     @classmethod
@@ -68,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,503 @@
+"""A small X.509 certificate authority: the CSMS root that signs server and station certificates.
+
+Each authority keeps its key, its certificate and its revocation list in a folder of its own
+(`data_dir/pki/<name>/`), so the ISO 15118 hierarchies (V2G root, CPO, MO and OEM sub-CAs) can
+sit beside the CSMS root. Private keys are encrypted with the keystore password when one is set
+(EVGI_KEYSTORE_PASSWORD). Without one they are stored unencrypted but readable by their owner
+only (mode 0600): `evgi serve` and `evgi demo` must start unattended on a fresh machine, as the
+keystore does, and a passphrase stored in the same configuration would guard nothing more than
+the file's permissions already do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from evgi.config import Settings
+from evgi.core.errors import ConfigError, ValidationError
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+CSMS_ROOT = "csms-root"
+_KEY_FILE = "ca.key.pem"
+_CERTIFICATE_FILE = "ca.pem"
+_REVOKED_FILE = "revoked.json"
+# A station whose clock runs a little behind still accepts a certificate issued just now.
+_CLOCK_SKEW = timedelta(minutes=5)
+_EC_CURVES = ("secp256r1", "secp384r1")
+_MIN_RSA_BITS = 2048
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+# asn1crypto says non_repudiation where cryptography (and X.509 since 2000) says content_commitment.
+_ASN1_KEY_USAGE = {"non_repudiation": "content_commitment"}
+
+
+class CertificateError(ValidationError):
+    """A certificate or signing request refused; the message names the check that failed."""
+
+    code = "bad_certificate"
+
+
+@dataclass(frozen=True)
+class CertificateProfile:
+    """The extensions and lifetime shared by every certificate of one kind."""
+
+    key_usage: frozenset[str]
+    validity: timedelta
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = ()
+    ca: bool = False
+    path_length: int | None = None
+
+
+ROOT_CA_PROFILE = CertificateProfile(
+    frozenset({"key_cert_sign", "crl_sign"}), timedelta(days=20 * 365), ca=True
+)
+# 398 days: the longest lifetime TLS clients accept for a server certificate.
+CSMS_SERVER_PROFILE = CertificateProfile(
+    frozenset({"digital_signature", "key_agreement"}),
+    timedelta(days=398),
+    (ExtendedKeyUsageOID.SERVER_AUTH,),
+)
+# OCPP security whitepaper: a station certificate signs and agrees keys, for TLS client auth.
+STATION_PROFILE = CertificateProfile(
+    frozenset({"digital_signature", "key_agreement"}),
+    timedelta(days=2 * 365),
+    (ExtendedKeyUsageOID.CLIENT_AUTH,),
+)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    serial_number: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate, the CA certificate that signed it and, when the CA made the key, its key.
+
+    `private_key` is None for a certificate signed from a CSR: that key never leaves the station.
+    """
+
+    certificate: x509.Certificate
+    issuer: x509.Certificate
+    private_key: PrivateKey | None = None
+
+    def chain_pem(self) -> str:
+        """Leaf first, then the issuing CA: what CertificateSigned carries and TLS presents."""
+        return _pem(self.certificate) + _pem(self.issuer)
+
+    def write(self, directory: Path, name: str, passphrase: str = "") -> tuple[Path, Path]:
+        """Write `name.pem` (the chain) and `name.key.pem` (owner-only, encrypted if a
+        passphrase is given); return both paths."""
+        if self.private_key is None:
+            raise ValidationError("this certificate was signed from a CSR: its key is not here")
+        if not name or "/" in name or name in (".", ".."):
+            raise ValidationError(f"{name!r} cannot name a certificate file")
+        chain_path, key_path = directory / f"{name}.pem", directory / f"{name}.key.pem"
+        _write_file(key_path, _private_pem(self.private_key, passphrase), 0o600)
+        _write_file(chain_path, self.chain_pem().encode(), 0o644)
+        return chain_path, key_path
+
+
+@dataclass(frozen=True)
+class CertificateDetails:
+    """A certificate read leniently: names, dates, key and signature through `certificate`, and
+    the extensions through asn1crypto, because `cryptography` refuses the extensions of real
+    V2G certificates that encode the default cA=FALSE (which DER forbids)."""
+
+    certificate: x509.Certificate
+    is_ca: bool
+    path_length: int | None
+    key_usage: frozenset[str]
+    extended_key_usage: frozenset[x509.ObjectIdentifier]
+    subject_key_identifier: bytes | None
+    authority_key_identifier: bytes | None
+
+
+def load_certificate(data: bytes) -> CertificateDetails:
+    """Read one certificate, PEM or DER, as the certificates of real PKIs are encoded."""
+    try:
+        certificate = (
+            x509.load_pem_x509_certificate(data)
+            if data.lstrip().startswith(b"-----BEGIN")
+            else x509.load_der_x509_certificate(data)
+        )
+        parsed = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+        usage = parsed.key_usage_value
+        extended = parsed.extended_key_usage_value
+        return CertificateDetails(
+            certificate=certificate,
+            is_ca=bool(parsed.ca),
+            path_length=parsed.max_path_length,
+            key_usage=frozenset(
+                _ASN1_KEY_USAGE.get(name, name) for name in (usage.native if usage else ())
+            ),
+            extended_key_usage=frozenset(
+                x509.ObjectIdentifier(oid.dotted) for oid in (extended or ())
+            ),
+            subject_key_identifier=parsed.key_identifier,
+            authority_key_identifier=parsed.authority_key_identifier,
+        )
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"not a readable X.509 certificate: {exc}") from exc
+
+
+def common_name(name: x509.Name) -> str | None:
+    """The one CN of a name, or None when it has none or several."""
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if len(values) == 1 else None
+
+
+def subject_name(common: str, organization: str) -> x509.Name:
+    """O and CN: the subject the OCPP whitepaper asks of CSMS and station certificates."""
+    if not 0 < len(common) <= 64:
+        raise CertificateError(f"common name {common!r} must have 1 to 64 characters")
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common),
+        ]
+    )
+
+
+class CertificateAuthority:
+    """A CA key and certificate kept in `directory`, with the serials it has revoked."""
+
+    def __init__(self, directory: Path, private_key: PrivateKey, certificate: x509.Certificate):
+        self.directory = directory
+        self.certificate = certificate
+        self._key = private_key
+
+    @classmethod
+    def create(
+        cls, directory: Path, subject: x509.Name, passphrase: str = ""
+    ) -> CertificateAuthority:
+        """A new self-signed root on an EC P-256 key, written to `directory`."""
+        if (directory / _CERTIFICATE_FILE).exists():
+            raise ConfigError(f"a CA already exists in {directory}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        certificate = _sign(
+            subject, key.public_key(), ROOT_CA_PROFILE, now - _CLOCK_SKEW,
+            now + ROOT_CA_PROFILE.validity, key, subject,
+        )
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_file(directory / _KEY_FILE, _private_pem(key, passphrase), 0o600)
+        _write_file(directory / _CERTIFICATE_FILE, _pem(certificate).encode(), 0o644)
+        return cls(directory, key, certificate)
+
+    @classmethod
+    def load(cls, directory: Path, passphrase: str = "") -> CertificateAuthority:
+        key_path, certificate_path = directory / _KEY_FILE, directory / _CERTIFICATE_FILE
+        if not key_path.exists() or not certificate_path.exists():
+            raise ConfigError(f"no CA key and certificate in {directory}")
+        try:
+            key = serialization.load_pem_private_key(
+                key_path.read_bytes(), passphrase.encode() or None
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the CA key {key_path} with the configured passphrase "
+                f"(EVGI_KEYSTORE_PASSWORD): {exc}"
+            ) from exc
+        if not isinstance(key, PrivateKey):
+            raise ConfigError(f"the CA key {key_path} is neither EC nor RSA")
+        certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+        if certificate.public_key() != key.public_key():
+            raise ConfigError(f"{certificate_path} is not the certificate of {key_path}")
+        return cls(directory, key, certificate)
+
+    @classmethod
+    def open(
+        cls, directory: Path, subject: x509.Name, passphrase: str = ""
+    ) -> CertificateAuthority:
+        """Load the CA in `directory`, creating it on first use."""
+        if (directory / _CERTIFICATE_FILE).exists():
+            return cls.load(directory, passphrase)
+        return cls.create(directory, subject, passphrase)
+
+    @property
+    def certificate_path(self) -> Path:
+        return self.directory / _CERTIFICATE_FILE
+
+    @property
+    def certificate_pem(self) -> str:
+        return _pem(self.certificate)
+
+    @property
+    def organization(self) -> str:
+        """The operator this CA belongs to: the O of every certificate it issues."""
+        values = self.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        if not values:
+            raise ConfigError(f"the CA certificate {self.certificate_path} names no organization")
+        return str(values[0].value)
+
+    def issue(
+        self,
+        subject: x509.Name,
+        profile: CertificateProfile,
+        public_key: PublicKey | None = None,
+        *,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        alt_names: Sequence[x509.GeneralName] = (),
+    ) -> IssuedCertificate:
+        """Sign a certificate for `public_key`, or for a new EC P-256 key returned with it.
+
+        The validity runs from now for the profile's lifetime unless given.
+        """
+        private_key = None
+        if public_key is None:
+            private_key = ec.generate_private_key(ec.SECP256R1())
+            public_key = private_key.public_key()
+        start = not_before or _now() - _CLOCK_SKEW
+        end = not_after or start + profile.validity
+        certificate = _sign(
+            subject, public_key, profile, start, end, self._key,
+            self.certificate.subject, alt_names,
+        )
+        return IssuedCertificate(certificate, self.certificate, private_key)
+
+    def issue_server_certificate(self, host_names: Sequence[str] = ()) -> IssuedCertificate:
+        """The CSMS's TLS certificate: localhost, 127.0.0.1 and `host_names` (DNS names or IPs)."""
+        names = list(dict.fromkeys(("localhost", "127.0.0.1", *host_names)))
+        return self.issue(
+            subject_name(host_names[0] if host_names else "localhost", self.organization),
+            CSMS_SERVER_PROFILE,
+            alt_names=[_general_name(name) for name in names],
+        )
+
+    def issue_station_certificate(
+        self,
+        station_id: str,
+        public_key: PublicKey | None = None,
+        *,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> IssuedCertificate:
+        """A charging station's client certificate: CN = station id, O = this CA's operator."""
+        return self.issue(
+            subject_name(station_id, self.organization),
+            STATION_PROFILE,
+            public_key,
+            not_before=not_before,
+            not_after=not_after,
+        )
+
+    def sign_station_csr(self, csr_pem: str | bytes, station_id: str) -> str:
+        """SignCertificate for a ChargingStationCertificate: check the CSR, issue, and return
+        the PEM chain for CertificateSigned. The subject is this CA's (CN = station id, O =
+        operator), not copied from the request."""
+        data = csr_pem.encode() if isinstance(csr_pem, str) else csr_pem
+        try:
+            csr = x509.load_pem_x509_csr(data)
+        except ValueError as exc:
+            raise CertificateError(f"the CSR is not a PEM PKCS#10 request: {exc}") from exc
+        if not csr.is_signature_valid:
+            raise CertificateError("the CSR's signature does not verify with its own public key")
+        named = common_name(csr.subject)
+        if named != station_id:
+            raise CertificateError(
+                f"the CSR names {named!r} as its CN, not the requesting station {station_id!r}"
+            )
+        key = _acceptable_key(csr.public_key())
+        return self.issue_station_certificate(station_id, key).chain_pem()
+
+    def verify(self, certificate: x509.Certificate) -> None:
+        """Refuse a certificate this CA did not sign, outside its validity, or revoked."""
+        label = common_name(certificate.subject) or certificate.subject.rfc4514_string()
+        try:
+            certificate.verify_directly_issued_by(self.certificate)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise CertificateError(
+                f"certificate {label!r} was not issued by this CA "
+                f"({self.certificate.subject.rfc4514_string()}); its issuer is "
+                f"{certificate.issuer.rfc4514_string()}"
+            ) from exc
+        moment = _now()
+        if moment < certificate.not_valid_before_utc:
+            raise CertificateError(
+                f"certificate {label!r} is not valid before "
+                f"{certificate.not_valid_before_utc.isoformat()}"
+            )
+        if moment > certificate.not_valid_after_utc:
+            raise CertificateError(
+                f"certificate {label!r} expired at {certificate.not_valid_after_utc.isoformat()}"
+            )
+        revoked = self.revocation(certificate.serial_number)
+        if revoked is not None:
+            raise CertificateError(
+                f"certificate {label!r} (serial {certificate.serial_number:x}) was revoked at "
+                f"{revoked.revoked_at.isoformat()} ({revoked.reason.value})"
+            )
+
+    def revoke(
+        self, serial_number: int, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified
+    ) -> Revocation:
+        """Revoke a serial; revoking it again keeps the first time and reason."""
+        revocations = self._revocations()
+        if serial_number not in revocations:
+            revocations[serial_number] = Revocation(serial_number, _now(), reason)
+            body = {
+                f"{entry.serial_number:x}": {
+                    "revoked_at": entry.revoked_at.isoformat(),
+                    "reason": entry.reason.value,
+                }
+                for entry in revocations.values()
+            }
+            _write_file(
+                self.directory / _REVOKED_FILE, json.dumps(body, indent=2).encode(), 0o644
+            )
+        return revocations[serial_number]
+
+    def revocation(self, serial_number: int) -> Revocation | None:
+        return self._revocations().get(serial_number)
+
+    def _revocations(self) -> dict[int, Revocation]:
+        """Read on every call, so a revocation made by another process counts at once."""
+        path = self.directory / _REVOKED_FILE
+        if not path.exists():
+            return {}
+        return {
+            int(serial, 16): Revocation(
+                int(serial, 16),
+                datetime.fromisoformat(entry["revoked_at"]),
+                x509.ReasonFlags(entry["reason"]),
+            )
+            for serial, entry in json.loads(path.read_text()).items()
+        }
+
+
+def csms_authority(settings: Settings) -> CertificateAuthority:
+    """The CSMS root CA of these settings, created on first use in data_dir/pki/csms-root."""
+    subject = subject_name(f"{settings.cpo_name} CSMS Root CA", settings.cpo_name)
+    return CertificateAuthority.open(
+        settings.pki_dir / CSMS_ROOT, subject, settings.keystore_password
+    )
+
+
+def _acceptable_key(public_key: object) -> PublicKey:
+    """EC P-256/P-384 or RSA of at least 2048 bits, as the OCPP security whitepaper allows."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in _EC_CURVES:
+            raise CertificateError(
+                f"the CSR's EC key is on {public_key.curve.name}; only P-256 and P-384 are accepted"
+            )
+        return public_key
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < _MIN_RSA_BITS:
+            raise CertificateError(
+                f"the CSR's RSA key has {public_key.key_size} bits; at least "
+                f"{_MIN_RSA_BITS} are required"
+            )
+        return public_key
+    raise CertificateError(
+        f"the CSR's {type(public_key).__name__} is not accepted: use EC P-256/P-384 or RSA"
+    )
+
+
+def _sign(
+    subject: x509.Name,
+    public_key: PublicKey,
+    profile: CertificateProfile,
+    not_before: datetime,
+    not_after: datetime,
+    signer: PrivateKey,
+    issuer: x509.Name,
+    alt_names: Sequence[x509.GeneralName] = (),
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length), critical=True
+        )
+        .add_extension(
+            x509.KeyUsage(**{name: name in profile.key_usage for name in _KEY_USAGES}),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    )
+    if profile.extended_key_usage:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(profile.extended_key_usage), critical=False
+        )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        if not host or not host.isascii():
+            raise ConfigError(
+                f"host name {host!r} must be an IP address or an ASCII DNS name"
+            ) from None
+        return x509.DNSName(host)
+
+
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _private_pem(key: PrivateKey, passphrase: str) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write through a fresh temporary file with `mode`, so no reader sees half a file and a
+    key is never readable by others, even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -143,16 +143,19 @@ def bench_evm(n: int, senders: int, recipients: Sequence[str]) -> float:
                 raise RuntimeError(f"py-evm transaction {tx_hash} reverted")
         return receipt
 
-    constructor = encode(["string", "string", "uint8"], [SYMBOL, "EUR", 2]).hex()
-    deployed = require_success([send(admin, contract.bytecode + constructor, gas=2_000_000)])
+    constructor = encode(["address[]"], [[admin.address]]).hex()
+    deployed = require_success([send(admin, contract.bytecode + constructor, gas=3_000_000)])
     token = deployed["contract_address"]
-    setup = [send(admin, calldata(contract, "grant_issuer", admin.address), token)]
-    setup += [send(admin, calldata(contract, "mint", h.address, 10**12), token) for h in holders]
+    setup = [send(admin, calldata(contract, "create", SYMBOL, "EUR", 2), token)]
+    setup += [send(admin, calldata(contract, "grant_issuer", SYMBOL, admin.address), token)]
+    setup += [
+        send(admin, calldata(contract, "mint", SYMBOL, h.address, 10**12), token) for h in holders
+    ]
     require_success(setup)
 
     def run(count: int, offset: int) -> None:
         for i in range(offset, offset + count):
-            data = calldata(contract, "transfer", recipients[i % len(recipients)], 1)
+            data = calldata(contract, "transfer", SYMBOL, recipients[i % len(recipients)], 1)
             send(holders[i % senders], data, token)
 
     progress(f"py-evm: warm-up ({WARMUP_EVM} transfers)")
@@ -166,7 +169,7 @@ def bench_evm(n: int, senders: int, recipients: Sequence[str]) -> float:
     # finds a receipt by scanning every block, too slow to ask for each of them).
     moved = sum(
         decode(["uint256"], from_hex(tester.call(
-            {"from": faucet, "to": token, "data": calldata(contract, "balanceOf", r)}
+            {"from": faucet, "to": token, "data": calldata(contract, "balanceOf", SYMBOL, r)}
         )))[0]
         for r in recipients
     )

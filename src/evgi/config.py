@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,8 +25,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
     )
-    ledger: Literal["local"] = "local"
-    chain_id: int = Field(default=1337, ge=1, description="chain id in DIDs and signed txs")
+    ledger: Literal["local", "evm"] = "local"
+    rpc_url: str | None = Field(
+        default=None, description="JSON-RPC endpoint of the EVM network (ledger = evm)"
+    )
+    evm_dev_funding_wei: int = Field(
+        default=0,
+        ge=0,
+        description="on a development node (Hardhat, geth --dev): wei its first unlocked account "
+        "sends to each evgi account that has no gas; 0 = never",
+    )
+    chain_id: int = Field(
+        default=1337, ge=1, description="chain id in DIDs and signed txs (evm: the node's)"
+    )
     keystore_password: str = Field(
         default="", description="password of the key files in data_dir/keys and data_dir/pki"
     )
@@ -45,6 +56,10 @@ class Settings(BaseSettings):
     )
     ocpp_call_timeout: float = Field(
         default=30, gt=0, description="seconds a station has to answer a command"
+    )
+    ocpp_tls: bool = Field(
+        default=False,
+        description="wss:// with a certificate of the CSMS root CA (security profiles 2 and 3)",
     )
     ocpp_max_message_size: int = Field(
         default=131072, ge=1024, description="largest OCPP frame in bytes; larger closes (1009)"
@@ -77,6 +92,17 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _evm_needs_rpc(self) -> Settings:
+        if self.ledger == "evm" and not self.rpc_url:
+            raise ValueError("ledger = evm needs rpc_url (EVGI_RPC_URL or --rpc)")
+        return self
+
+    @property
+    def evm_deployment_file(self) -> Path:
+        """Addresses of the contracts the evm engine deployed, so later runs attach to them."""
+        return self.data_dir / "evm-deployment.json"
 
     @property
     def db_url(self) -> str:

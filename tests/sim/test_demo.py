@@ -16,8 +16,9 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     report = json.loads((folder / "report.json").read_text())
     assert report["ok"] is True and report["failures"] == []
     titles = [s["title"] for s in report["sections"]]
-    assert titles == ["Entities and their certificates", "DID documents", "Off-boarding",
-                      "Ledger"]
+    assert titles[:3] == ["Entities and their certificates", "DID documents", "Off-boarding"]
+    assert titles[-2:] == ["Data sharing", "Ledger"]
+    sections = {s["title"]: s for s in report["sections"]}
     entities = report["sections"][0]["rows"]
     kinds = [row["kind"] for row in entities]
     for kind, count in {"cpo": 1, "emsp": 1, "oem": 1, "utility": 1, "user": 3, "vehicle": 3,
@@ -28,8 +29,26 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert offboarding[0]["result"] == "valid"
     assert "off-boarded in block" in offboarding[1]["result"]
     assert "not anchored" in offboarding[2]["result"]
-    ledger = report["sections"][3]["data"]
+    ledger = sections["Ledger"]["data"]
     assert ledger["ok"] is True and ledger["transactions"] > 20
+    sharing = sections["Data sharing"]
+    log = [(r["accessor"], r["action"], r["outcome"], r["reason"]) for r in sharing["rows"]]
+    ac = sharing["data"]["accessCertificate"]
+    assert log[:5] == [("aurora-motors", "unlock", "granted", ac),
+                       ("aurora-motors", "read", "granted", ac),
+                       ("lumen-insurance", "unlock", "refused", "not_granted"),
+                       ("aurora-motors", "read", "refused", "revoked"),
+                       ("aurora-motors", "unlock", "refused", "revoked")]
+    assert [e["HTTP status"] for e in sharing["data"]["exchanges"]] == [
+        201, 200, 200, 403, 201, 403, 403, 200, 200]
+    charging = sections["Charging sessions (OCPP)"]
+    sessions = charging["rows"]
+    assert [(r["driver"], r["station"], r["version"]) for r in sessions] == [
+        ("driver-1", "charger-1", "1.6"), ("driver-2", "charger-2", "2.0.1"),
+        ("driver-3", "charger-3", "2.1")]
+    assert all(r["energy Wh"] > 0 and r["token"] and r["start"] < r["stop"] for r in sessions)
+    assert charging["data"]["schema_violations"] == 0 and charging["data"]["messages_checked"] > 50
+    assert charging["plots"] == ["Energy per session"]
     html = (folder / "report.html").read_text()
     assert html.count("<table>") >= 4 and "data:image/png;base64," in html
 

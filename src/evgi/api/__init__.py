@@ -7,17 +7,30 @@ from typing import Any
 from fastapi import FastAPI
 
 from evgi import __version__
-from evgi.api import identity, ledger
+from evgi.api import (
+    charging_profiles,
+    commands,
+    data,
+    identity,
+    ledger,
+    stations,
+    tokens,
+    transactions,
+)
 from evgi.app import Platform
+from evgi.csms import Csms
 
 
-def create_app(platform: Platform) -> FastAPI:
+def create_app(platform: Platform, csms: Csms | None = None) -> FastAPI:
+    """`csms` is the running CSMS of `evgi serve` (its store, registry and commands), kept in
+    `app.state.csms` for the operator routes."""
     app = FastAPI(
         title="evgi",
         version=__version__,
         description="EV charging and grid integration platform: operator API and trust layer.",
     )
     app.state.platform = platform
+    app.state.csms = csms
 
     @app.get("/api/health", tags=["service"])
     def health() -> dict[str, Any]:
@@ -30,6 +43,13 @@ def create_app(platform: Platform) -> FastAPI:
 
     app.include_router(ledger.router, prefix="/api/ledger")
     app.include_router(identity.router, prefix="/api/identity")
+    app.include_router(data.router, prefix="/data")
+    app.include_router(stations.router, prefix="/api/stations")
+    app.include_router(charging_profiles.router,
+                       prefix="/api/stations/{station_id}/charging-profiles")
+    app.include_router(commands.router, prefix="/api/stations/{station_id}/commands")
+    app.include_router(tokens.router, prefix="/api/tokens")
+    app.include_router(transactions.router, prefix="/api")
     return app
 
 

@@ -169,6 +169,7 @@ class EntityKind(StrEnum):
     OEM = "oem"
     UTILITY = "utility"
     AGGREGATOR = "aggregator"
+    INSURER = "insurer"
     DATA_HOST = "data_host"
     TRUST_ANCHOR = "trust_anchor"
 
@@ -184,6 +185,7 @@ _EID_PREFIX = {
     EntityKind.OEM: "OE",
     EntityKind.UTILITY: "UT",
     EntityKind.AGGREGATOR: "AG",
+    EntityKind.INSURER: "IN",
     EntityKind.DATA_HOST: "DH",
     EntityKind.TRUST_ANCHOR: "TA",
 }

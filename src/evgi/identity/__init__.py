@@ -6,6 +6,7 @@ from evgi.identity.credential import document_hash, document_signer, sign_docume
 from evgi.identity.did import Did, authorized_signers, build_document, did_for, resolve
 from evgi.identity.entity_certificate import (
     CLAIMS,
+    VC_CONTEXT,
     CertificateCheck,
     IssuedCertificate,
     build_entity_certificate,
@@ -18,6 +19,7 @@ from evgi.identity.keystore import Keystore
 
 __all__ = [
     "CLAIMS",
+    "VC_CONTEXT",
     "CertificateCheck",
     "Did",
     "IssuedCertificate",

@@ -120,6 +120,7 @@ CLAIMS: dict[EntityKind, type[_Claims]] = {
     EntityKind.OEM: ServiceProviderClaims,
     EntityKind.UTILITY: ServiceProviderClaims,
     EntityKind.AGGREGATOR: ServiceProviderClaims,
+    EntityKind.INSURER: ServiceProviderClaims,
     EntityKind.DATA_HOST: DataHostClaims,
     EntityKind.TRUST_ANCHOR: TrustAnchorClaims,
 }

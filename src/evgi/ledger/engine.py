@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
 from evgi.core.clock import Clock
+from evgi.core.keys import Account
 from evgi.ledger.audit import AuditReport
 from evgi.ledger.block import BlockHeader
-from evgi.ledger.proof import TransactionProof
+from evgi.ledger.proof import InclusionProof
 from evgi.ledger.receipt import Receipt
-from evgi.ledger.transaction import SignedTransaction
+from evgi.ledger.transaction import SignedTransaction, Transaction
 
 
 class Ledger(Protocol):
@@ -23,6 +25,11 @@ class Ledger(Protocol):
 
     engine_name: str
     chain_id: int
+
+    def sign(self, tx: Transaction, account: Account) -> SignedTransaction:
+        """Sign `tx` as this engine takes it: an evgi signature over its canonical body (local) or
+        an Ethereum transaction carrying the call (evm)."""
+        ...
 
     def submit(self, stx: SignedTransaction) -> Receipt: ...
 
@@ -40,7 +47,7 @@ class Ledger(Protocol):
 
     def receipt(self, tx_hash: str) -> Receipt: ...
 
-    def proof(self, tx_hash: str) -> TransactionProof: ...
+    def proof(self, tx_hash: str) -> InclusionProof: ...
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> AuditReport: ...
 
@@ -57,3 +64,17 @@ def open_local_ledger(
     from evgi.ledger.journal import LocalLedger
 
     return LocalLedger(db, chain_id, trust_anchors, clock, block_max_transactions)
+
+
+def open_evm_ledger(
+    rpc_url: str,
+    deployer: Account,
+    deployment_file: Path,
+    trust_anchors: Sequence[str] = (),
+    dev_funding_wei: int = 0,
+) -> Ledger:
+    """Connect to an EVM node and attach to the contracts named in `deployment_file`, or deploy
+    them from `deployer` (and record them there) on first use."""
+    from evgi.ledger.evm import open_evm_ledger as connect
+
+    return connect(rpc_url, deployer, deployment_file, trust_anchors, dev_funding_wei)

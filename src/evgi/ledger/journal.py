@@ -20,13 +20,14 @@ from evgi.core.canonical import compact_json, parse_json
 from evgi.core.clock import Clock, SystemClock, unix_seconds
 from evgi.core.digest import from_hex, to_hex
 from evgi.core.errors import ConfigError, NonceError, NotFoundError, ValidationError
+from evgi.core.keys import Account
 from evgi.core.merkle import merkle_proof, merkle_root
 from evgi.ledger.audit import AuditReport, audit_history
 from evgi.ledger.block import BlockHeader, Genesis, writes_root
 from evgi.ledger.proof import TransactionProof
 from evgi.ledger.receipt import Receipt
 from evgi.ledger.state import account_nonce, execute_block, run_query
-from evgi.ledger.transaction import SignedTransaction
+from evgi.ledger.transaction import SignedTransaction, Transaction
 from evgi.storage.models import BLOCKS as _BLOCKS
 from evgi.storage.models import STATE as _STATE
 from evgi.storage.models import TRANSACTIONS as _TXS
@@ -239,6 +240,9 @@ class LocalLedger:
         return TransactionProof(header, merkle_proof([from_hex(h) for h in hashes], row.position))
 
     # -- writes ----------------------------------------------------------------------------
+
+    def sign(self, tx: Transaction, account: Account) -> SignedTransaction:
+        return tx.sign(account)
 
     def submit(self, stx: SignedTransaction) -> Receipt:
         return self.submit_many([stx])[0]

@@ -7,16 +7,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from evgi.core.canonical import canonical_json
 from evgi.core.digest import keccak256
 from evgi.core.keys import normalize_address
 from evgi.ledger.state import Context, StateReader, method, query
 
+
+def _at_most_4096_bytes(value: str) -> str:
+    if len(value.encode()) > 4096:
+        raise ValueError("at most 4096 bytes as UTF-8")
+    return value
+
+
 Validity = Annotated[int, Field(gt=0, le=100 * 365 * 86400)]
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-Value = Annotated[str, Field(max_length=4096)]
+# ERC-1056 names and delegate types are bytes32: printable ASCII, so they read back unchanged.
+Name = Annotated[str, Field(pattern=r"^[!-~]{1,32}$")]
+Value = Annotated[str, AfterValidator(_at_most_4096_bytes)]
 
 
 def identity_owner(state: StateReader, identity: str) -> str:
@@ -37,7 +45,7 @@ def _changed(ctx: Context, identity: str) -> int:
     return previous
 
 
-def _attribute_key(identity: str, name: str, value: str) -> str:
+def attribute_key(identity: str, name: str, value: str) -> str:
     return f"did/{identity}/attr/{keccak256(canonical_json([name, value])).hex()}"
 
 
@@ -94,7 +102,7 @@ def set_attribute(
     identity = _only_owner(ctx, identity)
     valid_to = ctx.timestamp + validity
     ctx.state.set(
-        _attribute_key(identity, name, value), {"name": name, "value": value, "validTo": valid_to}
+        attribute_key(identity, name, value), {"name": name, "value": value, "validTo": valid_to}
     )
     ctx.emit(
         "DIDAttributeChanged",
@@ -109,7 +117,7 @@ def set_attribute(
 @method("did", "revoke_attribute")
 def revoke_attribute(ctx: Context, identity: str, name: Name, value: Value) -> None:
     identity = _only_owner(ctx, identity)
-    key = _attribute_key(identity, name, value)
+    key = attribute_key(identity, name, value)
     ctx.require(ctx.state.get(key) is not None, f"{identity} has no attribute {name}={value}")
     ctx.state.set(key, {"name": name, "value": value, "validTo": 0})
     ctx.emit(

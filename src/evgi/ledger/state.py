@@ -10,9 +10,10 @@ import inspect
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, get_type_hints
 
-from pydantic import ConfigDict, validate_call
+from pydantic import BaseModel, ConfigDict, create_model, validate_call
 from pydantic import ValidationError as PydanticValidationError
 
 from evgi.core.errors import ExecutionError, NonceError, PermissionDenied, ValidationError
@@ -135,6 +136,30 @@ def query(module: str, name: str) -> Callable[[Query], Query]:
         return fn
 
     return register
+
+
+@cache
+def _arguments(module: str, name: str) -> type[BaseModel]:
+    fn = _METHODS.get((module, name))
+    if fn is None:
+        raise ValidationError(f"unknown method {module}.{name}")
+    hints = get_type_hints(fn, include_extras=True)
+    parameters = list(inspect.signature(fn).parameters.values())[1:]
+    fields: dict[str, Any] = {
+        p.name: (hints[p.name], ... if p.default is p.empty else p.default) for p in parameters
+    }
+    return create_model(
+        f"{module}.{name}", __config__=ConfigDict(strict=True, extra="forbid"), **fields
+    )
+
+
+def check_arguments(module: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Validate a method's arguments without running it, as an engine that executes elsewhere
+    (the EVM) must before it signs: the same rules refuse the same input on both engines."""
+    try:
+        return dict(_arguments(module, name).model_validate(args))
+    except PydanticValidationError as exc:
+        raise ValidationError(f"{module}.{name}: {_describe(exc)}") from exc
 
 
 def run_query(state: StateReader, module: str, name: str, args: dict[str, Any]) -> Any:

@@ -1,4 +1,5 @@
-"""Signs and submits transactions for one account, keeping its nonce in step with the ledger."""
+"""Signs and submits transactions for one account, keeping its nonce in step with the ledger;
+the ledger signs them in its engine's own form."""
 
 from __future__ import annotations
 
@@ -30,14 +31,22 @@ class Submitter:
             nonce = self._next
             self._next += 1
         tx = Transaction(self.ledger.chain_id, self.account.address, nonce, module, method, args)
-        return tx.sign(self.account)
+        try:
+            return self.ledger.sign(tx, self.account)
+        except Exception:
+            self._resync()  # the nonce was not used: leave no gap
+            raise
 
     def call(self, module: str, method: str, **args: Any) -> Receipt:
         """Submit one transaction and raise ExecutionError if the state machine refused it."""
         try:
             receipt = self.ledger.submit(self.sign(module, method, **args))
         except Exception:
-            with self._lock:
-                self._next = None  # resynchronise with the ledger on the next call
+            self._resync()
             raise
         return receipt.raise_for_status()
+
+    def _resync(self) -> None:
+        """Ask the ledger for the next nonce on the next call."""
+        with self._lock:
+            self._next = None

@@ -52,7 +52,9 @@ def grant_issuer(ctx: Context, symbol: Symbol, issuer: str) -> None:
     ctx.emit("IssuerGranted", symbol=symbol, issuer=issuer)
 
 
-def _move(ctx: Context, symbol: str, source: str | None, target: str | None, amount: int) -> None:
+def move(ctx: Context, symbol: str, source: str | None, target: str | None, amount: int) -> None:
+    """Debit `source` and credit `target`; `None` on one side is the supply (mint, burn) or, for
+    the escrow module, its own holding."""
     if source is not None:
         key = _balance_key(symbol, source)
         balance = int(ctx.state.get(key) or 0)
@@ -75,7 +77,7 @@ def _require_issuer(ctx: Context, symbol: str) -> None:
 def mint(ctx: Context, symbol: Symbol, to: str, amount: Amount) -> None:
     _require_issuer(ctx, symbol)
     to = normalize_address(to)
-    _move(ctx, symbol, None, to, amount)
+    move(ctx, symbol, None, to, amount)
     ctx.state.set(f"token/{symbol}/supply", int(ctx.state.get(f"token/{symbol}/supply")) + amount)
     ctx.emit("Transfer", symbol=symbol, **{"from": None, "to": to, "amount": amount})
 
@@ -83,7 +85,7 @@ def mint(ctx: Context, symbol: Symbol, to: str, amount: Amount) -> None:
 @method("token", "burn")
 def burn(ctx: Context, symbol: Symbol, amount: Amount) -> None:
     _require_issuer(ctx, symbol)
-    _move(ctx, symbol, ctx.sender, None, amount)
+    move(ctx, symbol, ctx.sender, None, amount)
     ctx.state.set(f"token/{symbol}/supply", int(ctx.state.get(f"token/{symbol}/supply")) - amount)
     ctx.emit("Transfer", symbol=symbol, **{"from": ctx.sender, "to": None, "amount": amount})
 
@@ -92,7 +94,7 @@ def burn(ctx: Context, symbol: Symbol, amount: Amount) -> None:
 def transfer(ctx: Context, symbol: Symbol, to: str, amount: Amount) -> None:
     ctx.require(_meta(ctx.state, symbol) is not None, f"no token {symbol}")
     to = normalize_address(to)
-    _move(ctx, symbol, ctx.sender, to, amount)
+    move(ctx, symbol, ctx.sender, to, amount)
     ctx.emit("Transfer", symbol=symbol, **{"from": ctx.sender, "to": to, "amount": amount})
 
 

@@ -24,6 +24,8 @@ from evgi.identity import (
     resolve,
     verify_entity_certificate,
 )
+from evgi.sim.charging import ChargingPart
+from evgi.sim.data_sharing import DataSharingPart
 from evgi.sim.report import Report, Section, bar_plot
 
 ONE_YEAR = 365 * 86400
@@ -353,7 +355,7 @@ class ScenarioPart(Protocol):
 
 
 # Each later capability appends the factory of its part here.
-PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = []
+PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = [ChargingPart, DataSharingPart]
 
 
 def run_demo(out: Path, progress: Progress) -> DemoResult:

@@ -1,5 +1,17 @@
 """Storage: one SQLAlchemy engine, SQLite by default or PostgreSQL by URL, migrated by Alembic."""
 
+from evgi.storage.charging import (
+    ChargingProfileRecord,
+    ChargingStore,
+    ChargingTransaction,
+    Connector,
+    IdToken,
+    MeterSample,
+    Reservation,
+    Station,
+    StoredMeterSample,
+    VariableRecord,
+)
 from evgi.storage.database import create_database_engine, migrate, open_database
 from evgi.storage.models import (
     BLOCKS,
@@ -17,8 +29,18 @@ __all__ = [
     "TRANSACTIONS",
     "Base",
     "BlockRow",
+    "ChargingProfileRecord",
+    "ChargingStore",
+    "ChargingTransaction",
+    "Connector",
+    "IdToken",
+    "MeterSample",
+    "Reservation",
     "StateRow",
+    "Station",
+    "StoredMeterSample",
     "TransactionRow",
+    "VariableRecord",
     "create_database_engine",
     "migrate",
     "open_database",

@@ -1,0 +1,15 @@
+"""OCPP 2.1: the 2.0.1 functional blocks on 2.1's messages.
+
+Any 2.1 action without a handler here is answered with CALLERROR NotImplemented by the link
+(`evgi.csms.connection`), never dropped.
+"""
+
+from evgi.csms import v201
+from evgi.csms.protocol import DIALECTS, OcppVersion
+
+
+class ChargePoint(v201.ChargePoint):
+    dialect = DIALECTS[OcppVersion.V21]
+
+
+__all__ = ["ChargePoint"]

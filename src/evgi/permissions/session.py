@@ -1,0 +1,73 @@
+"""Session tokens of accepted unlocks: the scope and expiry, MACed with a key only the host has.
+
+A token carries no secret and grants nothing by itself: every use is re-authorized against the
+ledger, so a revocation, a block or an off-boarding ends open sessions too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from evgi.core.canonical import compact_json, parse_json
+from evgi.core.digest import keccak256
+from evgi.core.errors import ValidationError
+from evgi.core.keys import Account
+from evgi.ledger.permissions import Role
+from evgi.permissions.refusal import Reason, Refusal
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    session: str
+    accessor: str
+    container: str
+    role: Role
+    expires: int
+    via: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionKeys:
+    """Mints and opens tokens; the key derives from the host's account, so every process that
+    runs the same host accepts the tokens of the others."""
+
+    def __init__(self, host: Account) -> None:
+        self._key = keccak256(b"EVGI data host session key:" + host.private_key)
+
+    def _mac(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+
+    def mint(self, claims: SessionClaims) -> str:
+        fields = {
+            "session": claims.session,
+            "accessor": claims.accessor,
+            "container": claims.container,
+            "role": claims.role.value,
+            "expires": claims.expires,
+            "via": claims.via,
+        }
+        payload = _b64(compact_json(fields).encode())
+        return f"{payload}.{self._mac(payload)}"
+
+    def open(self, token: str, now: int) -> SessionClaims:
+        payload, _, mac = token.partition(".")
+        if not mac or not hmac.compare_digest(mac, self._mac(payload)):
+            raise Refusal(Reason.BAD_TOKEN, "the session token is not one this host issued")
+        try:
+            fields = parse_json(_unb64(payload))
+            claims = SessionClaims(**{**fields, "role": Role(fields["role"])})
+        except (ValidationError, TypeError, KeyError, ValueError) as exc:
+            raise Refusal(Reason.BAD_TOKEN, "the session token is malformed") from exc
+        if claims.expires <= now:
+            raise Refusal(Reason.SESSION_EXPIRED, "the session has expired; unlock again")
+        return claims

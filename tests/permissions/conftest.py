@@ -1,0 +1,3 @@
+from tests.data.scene import scene
+
+__all__ = ["scene"]

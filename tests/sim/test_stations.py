@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import Result
-from cryptography import x509
+from cryptography.x509.oid import NameOID
 from ocpp.v16 import call as c16
 from ocpp.v201 import call as c201
 from typer.testing import CliRunner
@@ -686,17 +686,32 @@ def test_certificate_signed_for_the_station_key(settings: Settings) -> None:
             stranger = authority.issue_station_certificate("ST-1").chain_pem()
             answer = await send("ST-1", c201.CertificateSigned(certificate_chain=stranger))
             assert answer.status == "Rejected"  # it asked for no certificate
-            # This CSMS does not sign CSRs itself yet: play its part with its CA.
-            await station.request_certificate()
-            [request] = [line for line in station.message_log if '"SignCertificate"' in line]
-            pem = request.split('"csr":"')[1].split('"')[0].replace("\\n", "\n")
-            csr = x509.load_pem_x509_csr(pem.encode())
+            assert await station.request_certificate()
+            await station.until(lambda: bool(station.certificates))
             answer = await send("ST-1", c201.CertificateSigned(certificate_chain=stranger))
             assert answer.status == "Rejected"  # not for the key of its CSR
-            issued = authority.issue_station_certificate("ST-1", csr.public_key())
-            chain = issued.chain_pem()
-            answer = await send("ST-1", c201.CertificateSigned(certificate_chain=chain))
-            assert answer.status == "Accepted" and station.certificates[0] == issued.certificate
+            assert station.schema_violations == []
+            await station.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_csms_signs_the_station_csr(settings: Settings, version: str) -> None:
+    """SignCertificate -> CertificateSigned with the CSMS CA, CN checked against the station."""
+
+    async def scenario() -> None:
+        authority = csms_authority(settings)
+        async with backend(settings) as site:
+            station = site.station(version, clock=SimulatedClock())
+            await station.connect()
+            assert not await station.request_certificate(common_name="ST-OTHER")
+            assert await station.request_certificate()
+            await station.until(lambda: bool(station.certificates))
+            leaf = station.certificates[0]
+            assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "ST-1"
+            assert leaf.issuer == authority.certificate.subject
+            authority.verify(leaf)
             assert station.schema_violations == []
             await station.close()
 

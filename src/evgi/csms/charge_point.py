@@ -8,12 +8,14 @@ which between them implement every command.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
 
+import structlog
 from ocpp import routing
 from ocpp.exceptions import SecurityError
 from sqlalchemy import Connection
@@ -27,9 +29,11 @@ from evgi.csms.connection import OcppLink, Route
 from evgi.csms.errors import StationOffline
 from evgi.csms.events import StationBooted, StationStatusChanged
 from evgi.csms.protocol import Dialect
+from evgi.pnc import CertificateError, csms_authority
 from evgi.storage.charging import ChargingStore, IdToken, Station, VariableRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = structlog.get_logger(__name__)
 LAST_SEEN_STEP = timedelta(minutes=1)
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -77,6 +81,8 @@ class ChargePoint(ABC):
         # Only a station whose boot was accepted may send anything but BootNotification.
         self.accepted = station.boot_status == "Accepted" and station.last_boot_at is not None
         self.link: OcppLink | None = None
+        self._follow_ups: list[Callable[[], Awaitable[None]]] = []
+        self._follow_up_tasks: set[asyncio.Task[None]] = set()
         # Connector states as stored, so an unchanged status costs no write; see `resume`.
         self._connectors: dict[tuple[int, int], tuple[str, str | None, str | None,
                                                       str | None]] = {}
@@ -96,6 +102,24 @@ class ChargePoint(ABC):
     def route(self, action: str) -> Route | None:
         entry = self._routes.get(action)
         return None if entry is None else cast(Route | None, entry.get("_on_action"))
+
+    def after_answer(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` once the answer to the current call has been sent, as OCPP orders e.g.
+        SignCertificate.conf before CertificateSigned.req."""
+        self._follow_ups.append(step)
+
+    def answer_sent(self) -> None:
+        steps, self._follow_ups = self._follow_ups, []
+        for step in steps:
+            task = asyncio.create_task(self._follow_up(step))
+            self._follow_up_tasks.add(task)
+            task.add_done_callback(self._follow_up_tasks.discard)
+
+    async def _follow_up(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except Exception:
+            log.exception("follow-up call failed", station=self.id)
 
     def admit(self, action: str) -> None:
         if not self.accepted and action != "BootNotification":
@@ -171,6 +195,29 @@ class ChargePoint(ABC):
                                          request_id: int | None = None) -> None:
         await self.store(self.services.store.record_firmware_log_status, self.id, kind, status,
                          self.now(), request_id)
+
+    async def sign_certificate(self, csr: str) -> CertificateError | None:
+        """Sign the station's CSR with the CSMS root CA (CN must be this station's id); on
+        success CertificateSigned follows the answer, on refusal the reason is returned."""
+        settings = self.services.settings
+        try:
+            chain = await asyncio.to_thread(
+                lambda: csms_authority(settings).sign_station_csr(csr, self.id)
+            )
+        except CertificateError as exc:
+            log.warning("certificate signing refused", station=self.id, reason=exc.message)
+            return exc
+
+        async def install() -> None:
+            answer = await self.certificate_signed(chain)
+            log.info("station certificate sent", station=self.id, status=answer.status)
+
+        self.after_answer(install)
+        return None
+
+    @abstractmethod
+    async def certificate_signed(self, chain: str) -> Any:
+        """Send the signed chain as this version's CertificateSigned."""
 
     async def record_security_event(self, event_type: str, timestamp: datetime,
                                     tech_info: str | None) -> None:

@@ -101,6 +101,9 @@ class CallHandler(Protocol):
     def admit(self, action: str) -> None:
         """Raise an `OCPPError` to refuse a call the station may not make now."""
 
+    def answer_sent(self) -> None:
+        """Start what a handler deferred until its answer left (e.g. CertificateSigned)."""
+
 
 @dataclass(frozen=True)
 class _Answer:
@@ -258,6 +261,7 @@ class OcppLink:
             # The call is answered once the answer leaves: the station may send its next call.
             self._incoming_id = None
         await self._send(frame)
+        self._handler.answer_sent()
 
     async def _result_frame(self, call: Call) -> str:
         version = self.dialect.version

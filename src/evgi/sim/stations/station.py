@@ -957,9 +957,12 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
         self._changed()
         return True
 
-    async def request_certificate(self) -> bool:
-        """Make a key pair and ask the CSMS to have its CSR signed (CertificateSigned follows)."""
-        self._csr_key, csr = signing_request(self.id, self.vendor)
+    async def request_certificate(self, common_name: str | None = None) -> bool:
+        """Make a key pair and ask the CSMS to have its CSR signed (CertificateSigned follows).
+
+        `common_name` other than the station id plays a misconfigured station.
+        """
+        self._csr_key, csr = signing_request(common_name or self.id, self.vendor)
         result = await self._notify(self._sign_certificate_payload(csr))
         return result is not None and result.status == "Accepted"
 

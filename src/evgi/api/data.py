@@ -198,7 +198,7 @@ router.add_api_route(
 def _int(text: str | None, default: int, low: int, high: int) -> int:
     if text is None:
         return default
-    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit() and len(text) <= 16 and low <= int(text) <= high):
         raise Refusal(Reason.MALFORMED, f"expected a whole number from {low} to {high}")
     return int(text)
 

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-DidText = Annotated[str, Field(max_length=120, pattern=r"^did:ethr:")]
+from evgi.permissions import DidText
+
 Text = Annotated[str, Field(min_length=1, max_length=100)]
 
 

@@ -1,12 +1,14 @@
 """OCPP 2.0.1 calls/s, latency and memory per connection: evgi's CSMS vs a bare `ocpp` server.
 
 evgi: `Csms` exactly as `evgi serve` builds it (compiled schema validation of every request and
-answer, every message persisted to SQLite through the group-commit writer), in a process of its
-own on a fresh data folder where the stations and their id tokens are registered before it
-listens. Peer: the mobilityhouse `ocpp` library's own v201 `ChargePoint` on `websockets`, answering
-the same actions with the library's default validation (jsonschema, on its executor) and storing
-nothing: the bare protocol stack evgi is built on. Each server runs in its own process, so the
-load generator never shares its GIL.
+answer, every message persisted to SQLite through the group-commit writer; no other layer
+subscribed to its events), in a process of its own on a fresh data folder where the stations
+and their id tokens are registered before it listens; after the run the bench reads the
+database and fails unless every answered call was stored. Peer: the mobilityhouse `ocpp`
+library's own v201 `ChargePoint` on `websockets`, answering the same actions with the library's
+default validation (jsonschema, on its executor) and storing nothing: the bare protocol stack
+evgi is built on. Each server runs in its own process, so the load generator never shares its
+GIL.
 
 The same client drives both: every station is a `websockets` sans-I/O `ClientProtocol` on an
 asyncio transport, sending OCPP-J frames rendered from templates (a loop of TransactionEvent
@@ -21,6 +23,9 @@ falls behind is not excused by stations waiting for it). Memory per connection i
 RSS growth (/proc/<pid>/status) from listening to all stations booted, divided by the stations.
 
 `--idle N` instead holds N booted, idle connections to each server and reports the RSS.
+
+`--profile` covers the event-loop thread only; the store's writer thread shares the GIL with
+it, so for both use `py-spy record --threads --pid <pid>` with the pid printed on stderr.
 
 Prints one JSON line to stdout; progress goes to stderr.
 """
@@ -44,14 +49,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from ocpp.routing import on
+from ocpp import routing
 from ocpp.v201 import ChargePoint as LibraryChargePoint
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
@@ -64,6 +70,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+F = TypeVar("F", bound=Callable[..., Any])
 VERSION = "ocpp2.0.1"
 HOST = "127.0.0.1"
 READY_FILE = "ready"
@@ -104,6 +111,11 @@ CYCLE = ("started", "meter", "updated", "heartbeat", "meter", "updated", "meter"
 TRANSACTION_EVENTS = frozenset({"started", "updated", "ended"})
 
 
+def on(action: str) -> Callable[[F], F]:
+    """The `ocpp` library's `@on` route decorator, typed."""
+    return cast(Callable[[F], F], routing.on(action))
+
+
 def station_name(i: int) -> str:
     return f"B{i:05d}"
 
@@ -128,8 +140,6 @@ def serve_evgi(port: int, data: Path, stations: int, profile: Path | None) -> No
     from evgi.csms import Csms
     from evgi.storage import open_database
 
-    if os.environ.get("BENCHX"):  # TEMPORARY experiment hook
-        exec(Path(os.environ["BENCHX"]).read_text())
     settings = Settings(data_dir=data)
     db = open_database(settings.db_url)
     clock = SystemClock()
@@ -178,6 +188,8 @@ def _now() -> str:
 
 
 def serve_peer(port: int, data: Path) -> None:
+    """The library's ChargePoint per connection, on websockets' defaults, as its examples do."""
+
     async def handler(connection: ServerConnection) -> None:
         assert connection.request is not None
         station = PeerStation(connection.request.path.rsplit("/", 1)[-1], connection)
@@ -192,6 +204,8 @@ def serve_peer(port: int, data: Path) -> None:
 
 
 async def _ready_and_wait(data: Path, profile: Path | None) -> None:
+    """Tell the bench the server listens (a file: stdout belongs to the server's logs), then
+    serve until SIGINT/SIGTERM."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -306,6 +320,7 @@ class Station(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self._answer: asyncio.Future[tuple[float, bytes]] | None = None
+        self.answered: Counter[str] = Counter()  # correct answers by kind of call
         self._step = 0
         self._sent = 0
         self._tx = 0
@@ -457,20 +472,24 @@ async def call(station: Station, kind: str, message_id: str, frame: str,
     if problem is not None:
         tally.error(problem)
         return None
+    station.answered[kind] += 1
     return arrived
 
 
 async def open_station(index: int, port: int, tally: Tally) -> Station | None:
     """Connect, upgrade and boot one station; None (and an error in `tally`) when it fails."""
     loop = asyncio.get_running_loop()
-    station: Station | None = None
     try:
         _, station = await asyncio.wait_for(
             loop.create_connection(lambda: Station(index, port), HOST, port), CONNECT_TIMEOUT)
-        await asyncio.wait_for(asyncio.shield(station.opened), CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         tally.error(f"connect: {exc!r}")
-        if station is not None and station.transport is not None:
+        return None
+    try:
+        await asyncio.wait_for(asyncio.shield(station.opened), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        tally.error(f"upgrade: {exc!r}")
+        if station.transport is not None:
             station.transport.abort()
         return None
     message_id, frame = station.frame("boot")
@@ -570,17 +589,28 @@ def require_clean(server: str, phase: str, tally: Tally) -> None:
                            f"{tally.first_error}")
 
 
-def stored_counts(db: Path) -> dict[str, int]:
-    """What evgi's CSMS persisted, read after it stopped: the proof that it stored the load."""
+SAMPLES_PER_CALL = 2  # every MeterValues and TransactionEvent frame carries two sampled values
+
+
+def check_stored(db: Path, answered: Counter[str]) -> dict[str, int]:
+    """What evgi's CSMS persisted, read after it stopped; it must be every answered call."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         def count(sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
-        return {
+        stored = {
             "transactions": count("SELECT count(*) FROM csms_transactions"),
             "transactions_ended": count(
                 "SELECT count(*) FROM csms_transactions WHERE state = 'ended'"),
             "meter_values": count("SELECT count(*) FROM csms_meter_values"),
         }
+    expected = {
+        "transactions": answered["started"],
+        "transactions_ended": answered["ended"],
+        "meter_values": SAMPLES_PER_CALL * sum(answered[k] for k in ("meter", *TRANSACTION_EVENTS)),
+    }
+    if stored != expected:
+        raise RuntimeError(f"evgi stored {stored}, but the answered calls imply {expected}")
+    return stored
 
 
 async def throughput_run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -648,14 +678,18 @@ async def throughput_run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             "rss_after_load_mb": mb(after),
             "rss_peak_mb": mb(peak),
             "kb_per_connection": round((connected - base) / len(stations) / 1024, 1),
+            "kb_per_connection_after_load": round((after - base) / len(stations) / 1024, 1),
             "server_threads": threads,
         }
         if kind == "evgi":
-            result["stored"] = stored_counts(server.data / "evgi.db")
+            answered = sum((s.answered for s in stations), Counter())
+            result["stored"] = check_stored(server.data / "evgi.db", answered)
     return result
 
 
-async def idle_run(kind: str, count: int, args: argparse.Namespace) -> dict[str, Any]:
+async def idle_run(kind: str, count: int, args: argparse.Namespace,
+                   capped: str | None) -> dict[str, Any]:
+    """Hold `count` booted idle stations (fewer than asked when `capped` says why)."""
     with server_process(kind, count) as server:
         base = server.rss()
         progress(f"{kind}: listening (RSS {mb(base)} MB); opening {count:,} idle connections "
@@ -672,13 +706,15 @@ async def idle_run(kind: str, count: int, args: argparse.Namespace) -> dict[str,
         progress(f"{kind}: {len(held):,} connections held, server RSS {mb(rss)} MB")
         await close_stations(stations)
     dropped = len(stations) - len(held)
-    reason = tally.first_error
+    reasons = [capped] if capped else []
+    if tally.errors:
+        reasons.append(f"{tally.errors} failed to connect or boot, first: {tally.first_error}")
     if dropped:
-        reason = f"{dropped} connections closed while idle" + (f"; {reason}" if reason else "")
+        reasons.append(f"{dropped} connections closed while idle")
     return {
         "held": len(held),
-        "failed": count - len(held),
-        "why_fewer": reason if len(held) < count else None,
+        "failed": args.idle - len(held),
+        "why_fewer": "; ".join(reasons) if len(held) < args.idle else None,
         "connect_s": round(connect_s, 1),
         "rss_listening_mb": mb(base),
         "rss_mb": mb(rss),
@@ -687,20 +723,28 @@ async def idle_run(kind: str, count: int, args: argparse.Namespace) -> dict[str,
 
 
 def raise_open_files(needed: int) -> tuple[int, int]:
-    """Lift the soft open-file limit towards `needed` (children inherit it); (soft, hard)."""
+    """Lift the open-file limit to `needed` (the server processes inherit it): the soft limit
+    up to the hard one, the hard one too where the process may (root); returns (soft, hard)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        progress(f"the hard open-file limit is {hard}, {needed} are needed: raise it as root "
-                 "(`ulimit -Hn {needed}` in the shell that runs the bench, `nofile` in "
+    infinite = resource.RLIM_INFINITY
+    if hard != infinite and hard < needed:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            soft = hard = needed
+    if soft != infinite and soft < needed:
+        soft = needed if hard == infinite else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if hard != infinite and hard < needed:
+        progress(f"the hard open-file limit is {hard} and {needed} are needed: raise it as root "
+                 f"(`ulimit -Hn {needed}` in the shell that runs the bench, `nofile` in "
                  "/etc/security/limits.conf, or LimitNOFILE= for a systemd service)")
     return soft, hard
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
+def ratio(runs: dict[str, dict[str, Any]], key: str) -> float | None:
+    """evgi's figure over the peer's, when both servers ran and have it."""
+    a = runs.get("evgi", {}).get(key)
+    b = runs.get("peer", {}).get(key)
     return None if a is None or not b else round(a / b, 2)
 
 
@@ -722,17 +766,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     servers = ["evgi", "peer"] if args.servers == "both" else [args.servers]
     if args.idle:
         soft, hard = raise_open_files(args.idle + FD_MARGIN)
-        count = min(args.idle, soft - FD_MARGIN)
+        count = max(0, min(args.idle, soft - FD_MARGIN))
+        capped = None
         if count < args.idle:
-            progress(f"open-file limit {soft}: holding at most {count:,} connections")
-        idle = {kind: await idle_run(kind, count, args) for kind in servers}
+            capped = (f"open-file limit {soft} (hard {hard}): at most {count} connections "
+                      f"besides the {FD_MARGIN} descriptors a process needs")
+            progress(capped)
+        idle = {kind: await idle_run(kind, count, args, capped) for kind in servers}
         evgi = idle.get("evgi")
         return {
             "bench": "csms_idle_connections",
             "requested": args.idle,
             **idle,
-            "ratio_kb_per_connection": ratio(evgi and evgi["kb_per_connection"],
-                                             idle.get("peer", {}).get("kb_per_connection")),
+            "ratio_kb_per_connection": ratio(idle, "kb_per_connection"),
             "target_under_1gb": None if evgi is None else (
                 evgi["held"] == args.idle and evgi["rss_mb"] * 2**20 < TARGET_IDLE_BYTES),
             "hold_s": args.hold,
@@ -751,10 +797,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": args.duration,
         "rate_per_station": args.rate,
         **runs,
-        "ratio_calls_per_s": ratio(evgi and evgi["calls_per_s"], peer and peer["calls_per_s"]),
-        "ratio_paced_p99": ratio(evgi and evgi["paced_p99_ms"], peer and peer["paced_p99_ms"]),
-        "ratio_kb_per_connection": ratio(evgi and evgi["kb_per_connection"],
-                                         peer and peer["kb_per_connection"]),
+        "ratio_calls_per_s": ratio(runs, "calls_per_s"),
+        "ratio_paced_p99": ratio(runs, "paced_p99_ms"),
+        "ratio_kb_per_connection": ratio(runs, "kb_per_connection"),
         "targets": {
             "calls_per_s_2x_peer": None if not (evgi and peer)
             else evgi["calls_per_s"] >= TARGET_RATIO * peer["calls_per_s"],
@@ -788,8 +833,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--idle", type=int, default=0, metavar="N",
                         help="instead: hold N booted idle connections to each server and report "
                              "its RSS (raises the open-file limit; 0 = off)")
-    parser.add_argument("--hold", type=float, default=10,
-                        help="with --idle: seconds to hold the connections before reading RSS")
+    parser.add_argument("--hold", type=float, default=30,
+                        help="with --idle: seconds to hold the connections before reading RSS "
+                             "(over 20 s, so the servers' keepalive pings are answered once)")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="cProfile evgi's server during the saturated load, write the stats "
                              "to FILE and print the hot spots to stderr (slows evgi down)")

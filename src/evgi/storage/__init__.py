@@ -1,5 +1,10 @@
-"""Storage: one SQLAlchemy engine, SQLite by default or PostgreSQL by URL, migrated by Alembic."""
+"""Storage: one SQLAlchemy engine, SQLite by default or PostgreSQL by URL, migrated by Alembic.
 
+Every subsystem's table module is imported here, so `Base.metadata` always describes the whole
+schema the migrations build.
+"""
+
+from evgi.storage import data_hosting
 from evgi.storage.charging import (
     ChargingProfileRecord,
     ChargingStore,
@@ -42,6 +47,7 @@ __all__ = [
     "TransactionRow",
     "VariableRecord",
     "create_database_engine",
+    "data_hosting",
     "migrate",
     "open_database",
 ]

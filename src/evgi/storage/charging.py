@@ -162,6 +162,8 @@ class TransactionRow(Base):
     __table_args__ = (
         UniqueConstraint("station_id", "transaction_id", name="uq_csms_tx_station_id"),
         Index("ix_csms_tx_state", "station_id", "state"),
+        # Every start looks up the token's active transactions (ConcurrentTx).
+        Index("ix_csms_tx_token_state", "id_token", "state"),
     )
 
     # The 1.6 transactionId is this number; 2.x stations name their transactions themselves.
@@ -594,8 +596,7 @@ class ChargingStore:
                 for work in batch:
                     self._commit([work])
             return
-        for work, result in zip(batch, results, strict=True):
-            work.done(result)
+        _settle(batch, results)
 
     # stations
 
@@ -1213,11 +1214,24 @@ class _Work(Generic[T]):
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
 
-    def done(self, result: T) -> None:
-        self.loop.call_soon_threadsafe(_resolve, self.future, result, None)
-
     def fail(self, error: BaseException) -> None:
         self.loop.call_soon_threadsafe(_resolve, self.future, None, error)
+
+
+def _settle(batch: list[_Work[Any]], results: list[Any]) -> None:
+    """Hand a committed batch's results to their loops, one wake-up per loop: each wake-up is a
+    write to the loop's self-pipe that lets the loop thread take the GIL, so waking it once per
+    operation would make the two threads trade the GIL hundreds of times per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for work, result in zip(batch, results, strict=True):
+        by_loop.setdefault(work.loop, []).append((work.future, result))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_resolve_all, settled)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in settled:
+        _resolve(future, result, None)
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

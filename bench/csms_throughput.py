@@ -94,20 +94,35 @@ _EVENT = (
 )
 TEMPLATES: dict[str, str] = {
     "boot": '[2,"%(id)s","BootNotification",{"reason":"PowerUp",'
-            '"chargingStation":{"vendorName":"Bench","model":"Sim-22"}}]',
+    '"chargingStation":{"vendorName":"Bench","model":"Sim-22"}}]',
     "heartbeat": '[2,"%(id)s","Heartbeat",{}]',
     "meter": '[2,"%(id)s","MeterValues",{"evseId":1,"meterValue":[' + _SAMPLE + "]}]",
-    "started": _EVENT.replace("{event}", "Started").replace("{trigger}", "Authorized")
+    "started": _EVENT.replace("{event}", "Started")
+    .replace("{trigger}", "Authorized")
     .replace("{info}", '"chargingState":"Charging"')
     .replace("{extra}", '"idToken":{"idToken":"%(token)s","type":"ISO14443"},'),
-    "updated": _EVENT.replace("{event}", "Updated").replace("{trigger}", "MeterValuePeriodic")
-    .replace("{info}", '"chargingState":"Charging"').replace("{extra}", ""),
-    "ended": _EVENT.replace("{event}", "Ended").replace("{trigger}", "StopAuthorized")
-    .replace("{info}", '"chargingState":"Idle","stoppedReason":"Local"').replace("{extra}", ""),
+    "updated": _EVENT.replace("{event}", "Updated")
+    .replace("{trigger}", "MeterValuePeriodic")
+    .replace("{info}", '"chargingState":"Charging"')
+    .replace("{extra}", ""),
+    "ended": _EVENT.replace("{event}", "Ended")
+    .replace("{trigger}", "StopAuthorized")
+    .replace("{info}", '"chargingState":"Idle","stoppedReason":"Local"')
+    .replace("{extra}", ""),
 }
 # One charging session per cycle: 5 TransactionEvents, 3 MeterValues, 2 Heartbeats.
-CYCLE = ("started", "meter", "updated", "heartbeat", "meter", "updated", "meter", "updated",
-         "heartbeat", "ended")
+CYCLE = (
+    "started",
+    "meter",
+    "updated",
+    "heartbeat",
+    "meter",
+    "updated",
+    "meter",
+    "updated",
+    "heartbeat",
+    "ended",
+)
 TRANSACTION_EVENTS = frozenset({"started", "updated", "ended"})
 
 
@@ -162,8 +177,7 @@ class PeerStation(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     """A station as the `ocpp` library's own documentation serves it: handlers return answers."""
 
     @on(Action.boot_notification)
-    def on_boot_notification(self, charging_station: dict[str, Any], reason: str,
-                             **_: Any) -> Any:
+    def on_boot_notification(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
         return call_result.BootNotification(current_time=_now(), interval=300, status="Accepted")
 
     @on(Action.heartbeat)
@@ -175,9 +189,16 @@ class PeerStation(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         return call_result.MeterValues()
 
     @on(Action.transaction_event)
-    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str,
-                             seq_no: int, transaction_info: dict[str, Any],
-                             id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+    def on_transaction_event(
+        self,
+        event_type: str,
+        timestamp: str,
+        trigger_reason: str,
+        seq_no: int,
+        transaction_info: dict[str, Any],
+        id_token: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> Any:
         if id_token is None:
             return call_result.TransactionEvent()
         return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
@@ -274,14 +295,25 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(kind: str, stations: int, profile: Path | None = None,
-                   timeout: float = 300) -> Iterator[ServerProcess]:
+def server_process(
+    kind: str, stations: int, profile: Path | None = None, timeout: float = 300
+) -> Iterator[ServerProcess]:
     """Start `kind` on a free loopback port and a fresh temp folder; stop it with SIGINT."""
     with tempfile.TemporaryDirectory(prefix=f"evgi-bench-{kind}-") as tmp:
         data = Path(tmp)
         port = free_port()
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve", kind,
-                   "--port", str(port), "--data", str(data), "--stations", str(stations)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve",
+            kind,
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--stations",
+            str(stations),
+        ]
         if profile is not None:
             command += ["--profile", str(profile)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVGI_")}
@@ -339,9 +371,10 @@ class Station(asyncio.Protocol):
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Response):
-                if self.ws.state is State.OPEN and event.headers.get(
-                    "Sec-WebSocket-Protocol"
-                ) == VERSION:
+                if (
+                    self.ws.state is State.OPEN
+                    and event.headers.get("Sec-WebSocket-Protocol") == VERSION
+                ):
                     _settle(self.opened, None)
                 else:
                     reason = self.ws.handshake_exc or f"HTTP {event.status_code}"
@@ -383,9 +416,13 @@ class Station(asyncio.Protocol):
     def frame(self, kind: str) -> tuple[str, str]:
         self._sent += 1
         message_id = str(self._sent)
-        frame = TEMPLATES[kind] % {"id": message_id, "tx": f"{self.name}-{self._tx}",
-                                   "seq": self._seq, "token": self.token,
-                                   "wh": 1000 * self._tx + 250 * self._seq}
+        frame = TEMPLATES[kind] % {
+            "id": message_id,
+            "tx": f"{self.name}-{self._tx}",
+            "seq": self._seq,
+            "token": self.token,
+            "wh": 1000 * self._tx + 250 * self._seq,
+        }
         return message_id, frame
 
     def send(self, frame: str) -> asyncio.Future[tuple[float, bytes]]:
@@ -460,8 +497,9 @@ class Tally:
         return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-async def call(station: Station, kind: str, message_id: str, frame: str,
-               tally: Tally) -> float | None:
+async def call(
+    station: Station, kind: str, message_id: str, frame: str, tally: Tally
+) -> float | None:
     """Send one call; the arrival time of a correct answer, else None (counted as an error)."""
     try:
         arrived, raw = await asyncio.wait_for(station.send(frame), CONNECT_TIMEOUT)
@@ -481,7 +519,8 @@ async def open_station(index: int, port: int, tally: Tally) -> Station | None:
     loop = asyncio.get_running_loop()
     try:
         _, station = await asyncio.wait_for(
-            loop.create_connection(lambda: Station(index, port), HOST, port), CONNECT_TIMEOUT)
+            loop.create_connection(lambda: Station(index, port), HOST, port), CONNECT_TIMEOUT
+        )
     except (OSError, TimeoutError) as exc:
         tally.error(f"connect: {exc!r}")
         return None
@@ -499,14 +538,16 @@ async def open_station(index: int, port: int, tally: Tally) -> Station | None:
     return station
 
 
-async def open_stations(count: int, port: int, batch: int, tally: Tally,
-                        give_up: bool) -> list[Station]:
+async def open_stations(
+    count: int, port: int, batch: int, tally: Tally, give_up: bool
+) -> list[Station]:
     """Connect and boot `count` stations, `batch` at a time (a listen backlog holds ~100)."""
     stations: list[Station] = []
     reported = 0
     for start in range(0, count, batch):
         opened = await asyncio.gather(
-            *(open_station(i, port, tally) for i in range(start, min(count, start + batch))))
+            *(open_station(i, port, tally) for i in range(start, min(count, start + batch)))
+        )
         stations += [s for s in opened if s is not None]
         if tally.errors and give_up:
             break
@@ -585,8 +626,9 @@ def mb(n: int) -> float:
 
 def require_clean(server: str, phase: str, tally: Tally) -> None:
     if tally.errors:
-        raise RuntimeError(f"{server} {phase}: {tally.errors} failed calls; first: "
-                           f"{tally.first_error}")
+        raise RuntimeError(
+            f"{server} {phase}: {tally.errors} failed calls; first: {tally.first_error}"
+        )
 
 
 SAMPLES_PER_CALL = 2  # every MeterValues and TransactionEvent frame carries two sampled values
@@ -595,12 +637,15 @@ SAMPLES_PER_CALL = 2  # every MeterValues and TransactionEvent frame carries two
 def check_stored(db: Path, answered: Counter[str]) -> dict[str, int]:
     """What evgi's CSMS persisted, read after it stopped; it must be every answered call."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
+
         def count(sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
+
         stored = {
             "transactions": count("SELECT count(*) FROM csms_transactions"),
             "transactions_ended": count(
-                "SELECT count(*) FROM csms_transactions WHERE state = 'ended'"),
+                "SELECT count(*) FROM csms_transactions WHERE state = 'ended'"
+            ),
             "meter_values": count("SELECT count(*) FROM csms_meter_values"),
         }
     expected = {
@@ -617,16 +662,20 @@ async def throughput_run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     profile = args.profile if kind == "evgi" else None
     with server_process(kind, args.stations, profile) as server:
         base = server.rss()
-        progress(f"{kind}: pid {server.pid}, port {server.port} (RSS {mb(base)} MB); connecting "
-                 f"{args.stations:,} stations")
+        progress(
+            f"{kind}: pid {server.pid}, port {server.port} (RSS {mb(base)} MB); connecting "
+            f"{args.stations:,} stations"
+        )
         connect = Tally()
         started = time.monotonic()
         stations = await open_stations(args.stations, server.port, args.batch, connect, True)
         require_clean(kind, "connect", connect)
         connect_s = time.monotonic() - started
         connected = server.rss()
-        progress(f"{kind}: {len(stations):,} connected in {connect_s:.1f} s; RSS {mb(connected)} MB"
-                 f"; warm-up {args.warmup:g} s")
+        progress(
+            f"{kind}: {len(stations):,} connected in {connect_s:.1f} s; RSS {mb(connected)} MB"
+            f"; warm-up {args.warmup:g} s"
+        )
         warm, _ = await saturate(stations, args.warmup)
         require_clean(kind, "warm-up", warm)
 
@@ -642,20 +691,26 @@ async def throughput_run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         client_cpu = time.process_time() - client_cpu
         require_clean(kind, "saturated", saturated)
         calls = len(saturated.latencies)
-        progress(f"{kind}: {calls / elapsed:,.0f} calls/s, p50 {saturated.percentile_ms(0.5)} ms,"
-                 f" p99 {saturated.percentile_ms(0.99)} ms, CPU: server {cpu / elapsed:.0%}, "
-                 f"client {client_cpu / elapsed:.0%}")
+        progress(
+            f"{kind}: {calls / elapsed:,.0f} calls/s, p50 {saturated.percentile_ms(0.5)} ms,"
+            f" p99 {saturated.percentile_ms(0.99)} ms, CPU: server {cpu / elapsed:.0%}, "
+            f"client {client_cpu / elapsed:.0%}"
+        )
 
         paced: Tally | None = None
         paced_elapsed = 0.0
         if args.rate > 0:
             offered = args.rate * len(stations)
-            progress(f"{kind}: paced load, {args.rate:g} calls/s per station "
-                     f"({offered:,.0f} calls/s), {args.duration:g} s")
+            progress(
+                f"{kind}: paced load, {args.rate:g} calls/s per station "
+                f"({offered:,.0f} calls/s), {args.duration:g} s"
+            )
             paced, paced_elapsed = await pace(stations, args.duration, args.rate)
             require_clean(kind, "paced", paced)
-            progress(f"{kind}: paced p50 {paced.percentile_ms(0.5)} ms, "
-                     f"p99 {paced.percentile_ms(0.99)} ms")
+            progress(
+                f"{kind}: paced p50 {paced.percentile_ms(0.5)} ms, "
+                f"p99 {paced.percentile_ms(0.99)} ms"
+            )
         after = server.rss()
         peak = server.status("VmHWM")
         threads = server.status("Threads")
@@ -687,19 +742,23 @@ async def throughput_run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def idle_run(kind: str, count: int, args: argparse.Namespace,
-                   capped: str | None) -> dict[str, Any]:
+async def idle_run(
+    kind: str, count: int, args: argparse.Namespace, capped: str | None
+) -> dict[str, Any]:
     """Hold `count` booted idle stations (fewer than asked when `capped` says why)."""
     with server_process(kind, count) as server:
         base = server.rss()
-        progress(f"{kind}: listening (RSS {mb(base)} MB); opening {count:,} idle connections "
-                 f"in batches of {args.batch}")
+        progress(
+            f"{kind}: listening (RSS {mb(base)} MB); opening {count:,} idle connections "
+            f"in batches of {args.batch}"
+        )
         tally = Tally()
         started = time.monotonic()
         stations = await open_stations(count, server.port, args.batch, tally, False)
         connect_s = time.monotonic() - started
-        progress(f"{kind}: {len(stations):,} booted in {connect_s:.1f} s; holding them "
-                 f"{args.hold:g} s")
+        progress(
+            f"{kind}: {len(stations):,} booted in {connect_s:.1f} s; holding them {args.hold:g} s"
+        )
         await asyncio.sleep(args.hold)
         held = [s for s in stations if not s.closed.done()]
         rss = server.rss()
@@ -735,9 +794,11 @@ def raise_open_files(needed: int) -> tuple[int, int]:
         soft = needed if hard == infinite else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     if hard != infinite and hard < needed:
-        progress(f"the hard open-file limit is {hard} and {needed} are needed: raise it as root "
-                 f"(`ulimit -Hn {needed}` in the shell that runs the bench, `nofile` in "
-                 "/etc/security/limits.conf, or LimitNOFILE= for a systemd service)")
+        progress(
+            f"the hard open-file limit is {hard} and {needed} are needed: raise it as root "
+            f"(`ulimit -Hn {needed}` in the shell that runs the bench, `nofile` in "
+            "/etc/security/limits.conf, or LimitNOFILE= for a systemd service)"
+        )
     return soft, hard
 
 
@@ -769,8 +830,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         count = max(0, min(args.idle, soft - FD_MARGIN))
         capped = None
         if count < args.idle:
-            capped = (f"open-file limit {soft} (hard {hard}): at most {count} connections "
-                      f"besides the {FD_MARGIN} descriptors a process needs")
+            capped = (
+                f"open-file limit {soft} (hard {hard}): at most {count} connections "
+                f"besides the {FD_MARGIN} descriptors a process needs"
+            )
             progress(capped)
         idle = {kind: await idle_run(kind, count, args, capped) for kind in servers}
         evgi = idle.get("evgi")
@@ -779,8 +842,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "requested": args.idle,
             **idle,
             "ratio_kb_per_connection": ratio(idle, "kb_per_connection"),
-            "target_under_1gb": None if evgi is None else (
-                evgi["held"] == args.idle and evgi["rss_mb"] * 2**20 < TARGET_IDLE_BYTES),
+            "target_under_1gb": None
+            if evgi is None
+            else (evgi["held"] == args.idle and evgi["rss_mb"] * 2**20 < TARGET_IDLE_BYTES),
             "hold_s": args.hold,
             "open_files": {"soft": soft, "hard": hard},
             "machine": machine,
@@ -801,9 +865,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_paced_p99": ratio(runs, "paced_p99_ms"),
         "ratio_kb_per_connection": ratio(runs, "kb_per_connection"),
         "targets": {
-            "calls_per_s_2x_peer": None if not (evgi and peer)
+            "calls_per_s_2x_peer": None
+            if not (evgi and peer)
             else evgi["calls_per_s"] >= TARGET_RATIO * peer["calls_per_s"],
-            "paced_p99_under_50ms": None if not (evgi and evgi["paced_p99_ms"] is not None)
+            "paced_p99_under_50ms": None
+            if not (evgi and evgi["paced_p99_ms"] is not None)
             else evgi["paced_p99_ms"] < TARGET_P99_MS,
         },
         "mix": {"TransactionEvent": 5, "MeterValues": 3, "Heartbeat": 2},
@@ -814,36 +880,73 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="OCPP 2.0.1 calls/s, latency and memory per connection: evgi's CSMS "
-                    "(validation + SQLite persistence) vs a bare `ocpp` library server. "
-                    "Prints one JSON line.",
+        "(validation + SQLite persistence) vs a bare `ocpp` library server. "
+        "Prints one JSON line.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--stations", type=int, default=1000,
-                        help="simulated stations, each on its own WebSocket")
-    parser.add_argument("--duration", type=float, default=15,
-                        help="seconds of each measured load (saturated, then paced)")
-    parser.add_argument("--warmup", type=float, default=3,
-                        help="seconds of unmeasured saturated load first")
-    parser.add_argument("--rate", type=float, default=0.5,
-                        help="calls per second each station sends in the paced load; 0 skips it")
-    parser.add_argument("--batch", type=int, default=100,
-                        help="connections opened at once (the servers' listen backlog is 100)")
-    parser.add_argument("--servers", choices=("both", "evgi", "peer"), default="both",
-                        help="which servers to measure (ratios need both)")
-    parser.add_argument("--idle", type=int, default=0, metavar="N",
-                        help="instead: hold N booted idle connections to each server and report "
-                             "its RSS (raises the open-file limit; 0 = off)")
-    parser.add_argument("--hold", type=float, default=30,
-                        help="with --idle: seconds to hold the connections before reading RSS "
-                             "(over 20 s, so the servers' keepalive pings are answered once)")
-    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
-                        help="cProfile evgi's server during the saturated load, write the stats "
-                             "to FILE and print the hot spots to stderr (slows evgi down)")
-    parser.add_argument("--serve", choices=("evgi", "peer"), default=None,
-                        help="internal: run one server in this process (the bench starts it)")
+    parser.add_argument(
+        "--stations", type=int, default=1000, help="simulated stations, each on its own WebSocket"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=15,
+        help="seconds of each measured load (saturated, then paced)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=3, help="seconds of unmeasured saturated load first"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.5,
+        help="calls per second each station sends in the paced load; 0 skips it",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        help="connections opened at once (the servers' listen backlog is 100)",
+    )
+    parser.add_argument(
+        "--servers",
+        choices=("both", "evgi", "peer"),
+        default="both",
+        help="which servers to measure (ratios need both)",
+    )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: hold N booted idle connections to each server and report "
+        "its RSS (raises the open-file limit; 0 = off)",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=30,
+        help="with --idle: seconds to hold the connections before reading RSS "
+        "(over 20 s, so the servers' keepalive pings are answered once)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="cProfile evgi's server during the saturated load, write the stats "
+        "to FILE and print the hot spots to stderr (slows evgi down)",
+    )
+    parser.add_argument(
+        "--serve",
+        choices=("evgi", "peer"),
+        default=None,
+        help="internal: run one server in this process (the bench starts it)",
+    )
     parser.add_argument("--port", type=int, default=0, help="internal: with --serve, the port")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="internal: with --serve, the data folder")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="internal: with --serve, the data folder"
+    )
     args = parser.parse_args(argv)
 
     if args.serve is not None:

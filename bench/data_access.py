@@ -116,7 +116,11 @@ def set_up(data_dir: Path) -> tuple[str, Account, str, list[dict[str, Any]]]:
         publisher.battery_health(driver.address, readings)
         bucket = publisher.container(driver.address, DataType.BATTERY_HEALTH)
         issue_access_certificate(
-            platform_.submitter(driver), oem.address, bucket.id, bucket.uri, Role.READER,
+            platform_.submitter(driver),
+            oem.address,
+            bucket.id,
+            bucket.uri,
+            Role.READER,
             datetime.now(UTC) + timedelta(days=30),
         )
         records = [r.to_json() for r in host.store.records(bucket.id)]
@@ -187,7 +191,8 @@ def measure(
 
 def open_session(port: int, unlock_request: bytes) -> str:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/data/unlock", unlock_request,
+        f"http://127.0.0.1:{port}/data/unlock",
+        unlock_request,
         {"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -238,8 +243,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder = Path(tmp)
         data_dir = folder / "evgi-data"
         port = free_port()
-        evgi = [sys.executable, "-m", "evgi", "--data-dir", str(data_dir), "serve",
-                "--port", str(port)]
+        evgi = [
+            sys.executable,
+            "-m",
+            "evgi",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--port",
+            str(port),
+        ]
         progress(f"starting evgi serve on 127.0.0.1:{port}")
         with server(evgi, port, folder / "serve.log"):
             bucket, oem, host_did, records = set_up(data_dir)
@@ -256,8 +269,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     for _ in range(count)
                 ]
 
-            progress(f"evgi: warm-up, then {args.n} unlock + read over {args.connections} "
-                     "connections")
+            progress(
+                f"evgi: warm-up, then {args.n} unlock + read over {args.connections} connections"
+            )
             measure(port, unlocks(WARMUP), args.connections, path)
             evgi_pairs = measure(port, unlocks(args.n), args.connections, path)
             progress(f"evgi: {evgi_pairs:,.0f} unlock + read per second")
@@ -270,8 +284,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         records_file = folder / "records.json"
         records_file.write_text(json.dumps({"container": bucket, "records": records}))
         peer_port = free_port()
-        peer = [sys.executable, str(Path(__file__).resolve()), "--peer", str(peer_port),
-                str(records_file)]
+        peer = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--peer",
+            str(peer_port),
+            str(records_file),
+        ]
         progress(f"starting the bare FastAPI peer on 127.0.0.1:{peer_port}")
         with server(peer, peer_port, folder / "peer.log"):
             plain: list[bytes | None] = [None] * args.n
@@ -279,17 +298,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             peer_reads = measure(peer_port, plain, args.connections, path)
             progress(f"peer: {peer_reads:,.0f} reads per second")
 
-    print(json.dumps({
-        "bench": "data_access",
-        "evgi_unlock_read_per_s": round(evgi_pairs, 1),
-        "evgi_session_read_per_s": round(evgi_reads, 1),
-        "peer_read_per_s": round(peer_reads, 1),
-        "ratio": round(evgi_pairs / peer_reads, 3),
-        "n": args.n,
-        "connections": args.connections,
-        "records_per_read": RECORDS,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "data_access",
+                "evgi_unlock_read_per_s": round(evgi_pairs, 1),
+                "evgi_session_read_per_s": round(evgi_reads, 1),
+                "peer_read_per_s": round(peer_reads, 1),
+                "ratio": round(evgi_pairs / peer_reads, 3),
+                "n": args.n,
+                "connections": args.connections,
+                "records_per_read": RECORDS,
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -45,25 +45,31 @@ def bench_local(n: int, block_size: int, senders: int, recipients: Sequence[str]
     with tempfile.TemporaryDirectory(prefix="evgi-bench-") as tmp:
         db = open_database(f"sqlite:///{tmp}/ledger.db")
         anchor = Account.generate()
-        ledger = open_local_ledger(db, CHAIN_ID, [anchor.address],
-                                   block_max_transactions=block_size)
+        ledger = open_local_ledger(
+            db, CHAIN_ID, [anchor.address], block_max_transactions=block_size
+        )
         try:
             admin = Submitter(ledger, anchor)
             admin.call("token", "create", symbol=SYMBOL, currency="EUR")
             admin.call("token", "grant_issuer", symbol=SYMBOL, issuer=anchor.address)
             holders = [Submitter(ledger, Account.generate()) for _ in range(senders)]
-            ledger.submit_many([
-                admin.sign("token", "mint", symbol=SYMBOL, to=h.address, amount=10**12)
-                for h in holders
-            ])
+            ledger.submit_many(
+                [
+                    admin.sign("token", "mint", symbol=SYMBOL, to=h.address, amount=10**12)
+                    for h in holders
+                ]
+            )
 
             def run(count: int, offset: int) -> None:
                 for start in range(0, count, block_size):
                     size = min(block_size, count - start)
                     batch = [
                         holders[(offset + start + i) % senders].sign(
-                            "token", "transfer", symbol=SYMBOL,
-                            to=recipients[(offset + start + i) % len(recipients)], amount=1,
+                            "token",
+                            "transfer",
+                            symbol=SYMBOL,
+                            to=recipients[(offset + start + i) % len(recipients)],
+                            amount=1,
                         )
                         for i in range(size)
                     ]
@@ -78,8 +84,9 @@ def bench_local(n: int, block_size: int, senders: int, recipients: Sequence[str]
             run(n, WARMUP_LOCAL)
             elapsed = time.perf_counter() - started
 
-            moved = sum(ledger.query("token", "balance_of", symbol=SYMBOL, owner=r)
-                        for r in recipients)
+            moved = sum(
+                ledger.query("token", "balance_of", symbol=SYMBOL, owner=r) for r in recipients
+            )
             if moved != WARMUP_LOCAL + n:
                 raise RuntimeError(f"local: recipients hold {moved}, expected {WARMUP_LOCAL + n}")
         finally:
@@ -125,8 +132,14 @@ def bench_evm(n: int, senders: int, recipients: Sequence[str]) -> float:
 
     def send(account: Any, data: str, to: str | None = None, gas: int = 120_000) -> str:
         tx: dict[str, Any] = {
-            "type": 2, "chainId": chain_id, "nonce": nonces[account.address], "gas": gas,
-            "maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 1, "value": 0, "data": data,
+            "type": 2,
+            "chainId": chain_id,
+            "nonce": nonces[account.address],
+            "gas": gas,
+            "maxFeePerGas": 2 * 10**9,
+            "maxPriorityFeePerGas": 1,
+            "value": 0,
+            "data": data,
         }
         if to is not None:
             tx["to"] = to
@@ -168,9 +181,18 @@ def bench_evm(n: int, senders: int, recipients: Sequence[str]) -> float:
     # Every transfer moves one unit, so the recipients' total proves none reverted (eth-tester
     # finds a receipt by scanning every block, too slow to ask for each of them).
     moved = sum(
-        decode(["uint256"], from_hex(tester.call(
-            {"from": faucet, "to": token, "data": calldata(contract, "balanceOf", SYMBOL, r)}
-        )))[0]
+        decode(
+            ["uint256"],
+            from_hex(
+                tester.call(
+                    {
+                        "from": faucet,
+                        "to": token,
+                        "data": calldata(contract, "balanceOf", SYMBOL, r),
+                    }
+                )
+            ),
+        )[0]
         for r in recipients
     )
     if moved != WARMUP_EVM + n:
@@ -185,14 +207,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Signed token transfers per second: evgi local ledger vs py-evm (eth-tester)."
     )
-    parser.add_argument("--n", type=int, default=20_000,
-                        help="transfers through the local engine (default 20000)")
-    parser.add_argument("--block-size", type=int, default=1000,
-                        help="transactions per local block, submitted as one batch (default 1000)")
-    parser.add_argument("--n-evm", type=int, default=1000,
-                        help="transfers through py-evm (default 1000)")
-    parser.add_argument("--senders", type=int, default=16,
-                        help="sending accounts, used round-robin on both sides (default 16)")
+    parser.add_argument(
+        "--n", type=int, default=20_000, help="transfers through the local engine (default 20000)"
+    )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=1000,
+        help="transactions per local block, submitted as one batch (default 1000)",
+    )
+    parser.add_argument(
+        "--n-evm", type=int, default=1000, help="transfers through py-evm (default 1000)"
+    )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=16,
+        help="sending accounts, used round-robin on both sides (default 16)",
+    )
     args = parser.parse_args(argv)
     if min(args.n, args.block_size, args.n_evm, args.senders) < 1:
         parser.error("--n, --block-size, --n-evm and --senders must be positive")
@@ -202,17 +234,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     progress(f"local: {local:,.0f} tx/s")
     evm = bench_evm(args.n_evm, args.senders, recipients)
     progress(f"py-evm: {evm:,.0f} tx/s")
-    print(json.dumps({
-        "bench": "ledger_throughput",
-        "evgi_local_tx_per_s": round(local, 1),
-        "py_evm_tx_per_s": round(evm, 1),
-        "ratio": round(local / evm, 2),
-        "n": args.n,
-        "n_evm": args.n_evm,
-        "block_size": args.block_size,
-        "senders": args.senders,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "ledger_throughput",
+                "evgi_local_tx_per_s": round(local, 1),
+                "py_evm_tx_per_s": round(evm, 1),
+                "ratio": round(local / evm, 2),
+                "n": args.n,
+                "n_evm": args.n_evm,
+                "block_size": args.block_size,
+                "senders": args.senders,
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

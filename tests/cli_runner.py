@@ -12,6 +12,11 @@ def run_evgi(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVGI_")}
     env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "evgi", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "evgi", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -124,8 +124,9 @@ def open_ledger(db_url: str, anchor: Account) -> Iterator[LedgerOpener]:
     ) -> LocalLedger:
         engines.append(open_database(db_url))
         anchors = [anchor.address] if trust_anchors is None else trust_anchors
-        ledger = open_local_ledger(engines[-1], chain_id, anchors,
-                                   block_max_transactions=block_max_transactions)
+        ledger = open_local_ledger(
+            engines[-1], chain_id, anchors, block_max_transactions=block_max_transactions
+        )
         assert isinstance(ledger, LocalLedger)
         ledgers.append(ledger)
         return ledger

@@ -23,17 +23,31 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(cwd: Path, *args: str, timeout: float = 30,
-                    ocpp_port: int | None = None) -> Iterator[str]:
+def running_service(
+    cwd: Path, *args: str, timeout: float = 30, ocpp_port: int | None = None
+) -> Iterator[str]:
     """Yield the base URL of a running `evgi serve`; stop it with SIGINT afterwards.
 
     The OCPP server listens on `ocpp_port`, or on a free port when none is given."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVGI_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "evgi", *args, "serve", "--port", str(port),
-         "--ocpp-port", str(ocpp_port or free_port())],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "evgi",
+            *args,
+            "serve",
+            "--port",
+            str(port),
+            "--ocpp-port",
+            str(ocpp_port or free_port()),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

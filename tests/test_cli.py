@@ -18,9 +18,21 @@ def test_identity_and_ledger_commands(tmp_path: Path) -> None:
     assert alice["eid"].startswith("EVGI-US-")
     assert (tmp_path / "evgi-data" / "keys" / "trust-anchor.json").exists()
 
-    issued = run_evgi(tmp_path, "identity", "issue-ec", "--issuer", "trust-anchor", "--subject",
-                      "alice", "--kind", "user", "--claims", '{"role": "driver"}', "--out",
-                      "alice.json")
+    issued = run_evgi(
+        tmp_path,
+        "identity",
+        "issue-ec",
+        "--issuer",
+        "trust-anchor",
+        "--subject",
+        "alice",
+        "--kind",
+        "user",
+        "--claims",
+        '{"role": "driver"}',
+        "--out",
+        "alice.json",
+    )
     assert issued.returncode == 0, issued.stderr
     assert "anchored 0x" in issued.stderr
     verified = run_evgi(tmp_path, "identity", "verify-ec", "alice.json")
@@ -30,8 +42,19 @@ def test_identity_and_ledger_commands(tmp_path: Path) -> None:
     resolved = run_evgi(tmp_path, "identity", "resolve", "alice")
     assert json.loads(resolved.stdout)["didDocument"]["id"] == alice["did"]
 
-    refused = run_evgi(tmp_path, "identity", "issue-ec", "--issuer", "alice", "--subject",
-                       "0x" + "12" * 20, "--kind", "charger", "--claims", "{}")
+    refused = run_evgi(
+        tmp_path,
+        "identity",
+        "issue-ec",
+        "--issuer",
+        "alice",
+        "--subject",
+        "0x" + "12" * 20,
+        "--kind",
+        "charger",
+        "--claims",
+        "{}",
+    )
     assert refused.returncode == 2
     assert "invalid charger claims" in refused.stderr
 
@@ -58,8 +81,10 @@ def test_identity_and_ledger_commands(tmp_path: Path) -> None:
     # Edit one stored transaction: verification fails and names its block.
     block = shown_tx["receipt"]["block"]
     with sqlite3.connect(tmp_path / "evgi-data" / "evgi.db") as conn:
-        conn.execute("UPDATE ledger_transactions SET body = replace(body, 'user', 'oem') "
-                     "WHERE hash = ?", (tx_hash,))
+        conn.execute(
+            "UPDATE ledger_transactions SET body = replace(body, 'user', 'oem') WHERE hash = ?",
+            (tx_hash,),
+        )
     broken = run_evgi(tmp_path, "ledger", "verify")
     assert broken.returncode == 1
     assert f"failed at block {block}" in broken.stderr

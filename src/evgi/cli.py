@@ -57,8 +57,9 @@ pki_app = typer.Typer(
 )
 app.add_typer(pki_app, name="pki")
 csms_app = typer.Typer(help="Charging stations and id tokens of the CSMS.", no_args_is_help=True)
-csms_tokens_app = typer.Typer(help="Id tokens (RFID cards, apps) that may charge.",
-                              no_args_is_help=True)
+csms_tokens_app = typer.Typer(
+    help="Id tokens (RFID cards, apps) that may charge.", no_args_is_help=True
+)
 csms_app.add_typer(csms_tokens_app, name="tokens")
 app.add_typer(csms_app, name="csms")
 sim_app = typer.Typer(
@@ -519,8 +520,13 @@ def csms_tokens_list(ctx: typer.Context) -> None:
     with _csms(ctx) as csms:
         table = Table("token", "type", "status", "expires", "group")
         for t in csms.store.run(csms.store.tokens):
-            table.add_row(t.token, t.token_type, t.status,
-                          t.expires_at.isoformat() if t.expires_at else "-", t.group_id or "-")
+            table.add_row(
+                t.token,
+                t.token_type,
+                t.status,
+                t.expires_at.isoformat() if t.expires_at else "-",
+                t.group_id or "-",
+            )
         console.print(table)
 
 
@@ -599,9 +605,7 @@ def sim_station(
     except EvgiError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from exc
-    table = Table(
-        "station", "OCPP", "token", "transaction", "start", "stop", "energy Wh", "reason"
-    )
+    table = Table("station", "OCPP", "token", "transaction", "start", "stop", "energy Wh", "reason")
     table.add_row(
         station_id,
         version,
@@ -648,7 +652,11 @@ def _data_host(ctx: typer.Context) -> Iterator[tuple[Platform, DataHost]]:
 def _session(platform: Platform, host: DataHost, who: str, container: str, role: Role) -> str:
     """Unlock `container` as the key `who`: a signed Unlock Request, as an accessor sends it."""
     request = sign_unlock_request(
-        platform.account(who), platform.ledger.chain_id, host.did, container, role,
+        platform.account(who),
+        platform.ledger.chain_id,
+        host.did,
+        container,
+        role,
         platform.clock.now(),
     )
     session, _ = host.unlock(request)
@@ -760,8 +768,13 @@ def data_grant(
     with _data_host(ctx) as (platform, host):
         target = host.container(container)
         issued = issue_access_certificate(
-            platform.submitter(owner), _address(platform, to), target.id, target.uri, role,
-            platform.clock.now() + timedelta(days=days), platform.clock,
+            platform.submitter(owner),
+            _address(platform, to),
+            target.id,
+            target.uri,
+            role,
+            platform.clock.now() + timedelta(days=days),
+            platform.clock,
         )
         host.install(issued.document)
         if out is not None:

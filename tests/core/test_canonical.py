@@ -158,9 +158,7 @@ _integers = st.one_of(
 _scalars = st.one_of(st.none(), st.booleans(), _integers, st.floats(), _text)
 _json = st.recursive(
     _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(_text, inner, max_size=5)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(_text, inner, max_size=5)),
     max_leaves=20,
 )
 

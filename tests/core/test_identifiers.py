@@ -99,8 +99,16 @@ def test_invalid_evse_ids(evse_id: str) -> None:
 # The examples of the eMI3 check-digit specification.
 EMAID_CHECKS = list(
     zip(
-        ["NN123ABCDEFGHI", "FRXYZ123456789", "ITA1B2C3E4F5G6", "ESZU8WOX834H1D",
-         "PT73902837ABCZ", "DE83DUIEN83QGZ", "DE83DUIEN83ZGQ", "DE8AA001234567"],
+        [
+            "NN123ABCDEFGHI",
+            "FRXYZ123456789",
+            "ITA1B2C3E4F5G6",
+            "ESZU8WOX834H1D",
+            "PT73902837ABCZ",
+            "DE83DUIEN83QGZ",
+            "DE83DUIEN83ZGQ",
+            "DE8AA001234567",
+        ],
         "T24RZDM0",
         strict=True,
     )
@@ -128,7 +136,7 @@ def test_emaid_check_digit_detects_single_substitutions() -> None:
     for position in range(2, 14):
         for replacement in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ":
             if replacement != body[position]:
-                changed = body[:position] + replacement + body[position + 1:]
+                changed = body[:position] + replacement + body[position + 1 :]
                 assert emaid_check_digit(changed) != check, changed
 
 
@@ -186,12 +194,14 @@ def test_eid_round_trip(kind: EntityKind) -> None:
 
 def test_eid_detects_every_single_character_change() -> None:
     eid = make_eid(EntityKind.VEHICLE, Account.generate().address)
-    alphabets = {**dict.fromkeys(range(8, 24), "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
-                 24: "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"}
+    alphabets = {
+        **dict.fromkeys(range(8, 24), "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+        24: "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*",
+    }
     for position, alphabet in alphabets.items():
         for replacement in alphabet:
             if replacement != eid[position]:
-                flipped = eid[:position] + replacement + eid[position + 1:]
+                flipped = eid[:position] + replacement + eid[position + 1 :]
                 with pytest.raises(ValidationError, match="check character"):
                     validate_eid(flipped)
 

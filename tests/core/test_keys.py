@@ -45,7 +45,7 @@ def test_eip55_checksum_vectors(address: str) -> None:
 def test_normalize_address_refuses_bad_checksums_and_shapes() -> None:
     good = EIP55_VECTORS[0]
     letter = next(i for i, c in enumerate(good) if i > 1 and c.isalpha())
-    broken = good[:letter] + good[letter].swapcase() + good[letter + 1:]
+    broken = good[:letter] + good[letter].swapcase() + good[letter + 1 :]
     with pytest.raises(ValidationError, match="checksum"):
         normalize_address(broken)
     assert normalize_address(good.upper().replace("0X", "0x")) == good.lower()

@@ -26,20 +26,28 @@ def basic_auth(station_id: str, password: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def raw_socket(url: str, station_id: str, subprotocols: list[str],
-                     password: str | None = None,
-                     **options: Any) -> AsyncIterator[websockets.ClientConnection]:
+async def raw_socket(
+    url: str, station_id: str, subprotocols: list[str], password: str | None = None, **options: Any
+) -> AsyncIterator[websockets.ClientConnection]:
     headers = basic_auth(station_id, password) if password is not None else None
     async with websockets.connect(
-        f"{url}/{station_id}", subprotocols=subprotocols,  # type: ignore[arg-type]
-        additional_headers=headers, open_timeout=5, **options,
+        f"{url}/{station_id}",
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        additional_headers=headers,
+        open_timeout=5,
+        **options,
     ) as socket:
         yield socket
 
 
 @asynccontextmanager
-async def station(url: str, station_id: str, version: str, password: str | None = None,
-                  station_class: type[Any] | None = None) -> AsyncIterator[Any]:
+async def station(
+    url: str,
+    station_id: str,
+    version: str,
+    password: str | None = None,
+    station_class: type[Any] | None = None,
+) -> AsyncIterator[Any]:
     """A connected library ChargePoint of `version` (a subclass may add @on handlers)."""
     async with raw_socket(url, station_id, [version], password) as socket:
         client = (station_class or STATIONS[version])(station_id, socket, response_timeout=5)

@@ -33,41 +33,98 @@ async def boot(socket: websockets.ClientConnection, version: str) -> None:
 
 # (frame, 1.6 answer, 2.0.1 answer, 2.1 answer): the message id answered, and the error code.
 CASES: list[tuple[str, str, tuple[str, str], tuple[str, str], tuple[str, str]]] = [
-    ("not json", "{nope", ("-1", "FormationViolation"), ("-1", "RpcFrameworkError"),
-     ("-1", "RpcFrameworkError")),
-    ("not an array", '{"a": 1}', ("-1", "FormationViolation"), ("-1", "RpcFrameworkError"),
-     ("-1", "RpcFrameworkError")),
-    ("missing elements", '[2, "m1", "Heartbeat"]', ("m1", "FormationViolation"),
-     ("m1", "RpcFrameworkError"), ("m1", "RpcFrameworkError")),
-    ("unknown message type", '[7, "m2", "Heartbeat", {}]', ("m2", "FormationViolation"),
-     ("m2", "MessageTypeNotSupported"), ("m2", "MessageTypeNotSupported")),
-    ("message id not a string", '[2, 5, "Heartbeat", {}]', ("-1", "FormationViolation"),
-     ("-1", "RpcFrameworkError"), ("-1", "RpcFrameworkError")),
-    ("unknown action", '[2, "m3", "MakeCoffee", {}]', ("m3", "NotSupported"),
-     ("m3", "NotSupported"), ("m3", "NotSupported")),
-    ("action the CSMS does not take", '[2, "m4", "Reset", {"type": "Hard"}]',
-     ("m4", "NotImplemented"), ("m4", "NotImplemented"), ("m4", "NotImplemented")),
-    ("unknown field", '[2, "m5", "Heartbeat", {"extra": 1}]', ("m5", "FormationViolation"),
-     ("m5", "FormatViolation"), ("m5", "FormatViolation")),
+    (
+        "not json",
+        "{nope",
+        ("-1", "FormationViolation"),
+        ("-1", "RpcFrameworkError"),
+        ("-1", "RpcFrameworkError"),
+    ),
+    (
+        "not an array",
+        '{"a": 1}',
+        ("-1", "FormationViolation"),
+        ("-1", "RpcFrameworkError"),
+        ("-1", "RpcFrameworkError"),
+    ),
+    (
+        "missing elements",
+        '[2, "m1", "Heartbeat"]',
+        ("m1", "FormationViolation"),
+        ("m1", "RpcFrameworkError"),
+        ("m1", "RpcFrameworkError"),
+    ),
+    (
+        "unknown message type",
+        '[7, "m2", "Heartbeat", {}]',
+        ("m2", "FormationViolation"),
+        ("m2", "MessageTypeNotSupported"),
+        ("m2", "MessageTypeNotSupported"),
+    ),
+    (
+        "message id not a string",
+        '[2, 5, "Heartbeat", {}]',
+        ("-1", "FormationViolation"),
+        ("-1", "RpcFrameworkError"),
+        ("-1", "RpcFrameworkError"),
+    ),
+    (
+        "unknown action",
+        '[2, "m3", "MakeCoffee", {}]',
+        ("m3", "NotSupported"),
+        ("m3", "NotSupported"),
+        ("m3", "NotSupported"),
+    ),
+    (
+        "action the CSMS does not take",
+        '[2, "m4", "Reset", {"type": "Hard"}]',
+        ("m4", "NotImplemented"),
+        ("m4", "NotImplemented"),
+        ("m4", "NotImplemented"),
+    ),
+    (
+        "unknown field",
+        '[2, "m5", "Heartbeat", {"extra": 1}]',
+        ("m5", "FormationViolation"),
+        ("m5", "FormatViolation"),
+        ("m5", "FormatViolation"),
+    ),
 ]
 
 SCHEMA_16 = [
-    ('[2, "s1", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]',
-     "OccurenceConstraintViolation"),
-    ('[2, "s2", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", '
-     '"status": "Available"}]', "TypeConstraintViolation"),
-    ('[2, "s3", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", '
-     '"status": "Sleeping"}]', "PropertyConstraintViolation"),
+    (
+        '[2, "s1", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]',
+        "OccurenceConstraintViolation",
+    ),
+    (
+        '[2, "s2", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", '
+        '"status": "Available"}]',
+        "TypeConstraintViolation",
+    ),
+    (
+        '[2, "s3", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", '
+        '"status": "Sleeping"}]',
+        "PropertyConstraintViolation",
+    ),
     ('[2, "s4", "Authorize", {"idTag": "' + "x" * 21 + '"}]', "TypeConstraintViolation"),
-    ('[2, "s5", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, '
-     '"timestamp": "yesterday"}]', "TypeConstraintViolation"),
+    (
+        '[2, "s5", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, '
+        '"timestamp": "yesterday"}]',
+        "TypeConstraintViolation",
+    ),
 ]
 SCHEMA_2X = [
-    ('[2, "s1", "StatusNotification", {"timestamp": "2025-01-01T00:00:00Z", "evseId": 1, '
-     '"connectorId": 1}]', "Occur"),
+    (
+        '[2, "s1", "StatusNotification", {"timestamp": "2025-01-01T00:00:00Z", "evseId": 1, '
+        '"connectorId": 1}]',
+        "Occur",
+    ),
     ('[2, "s2", "Heartbeat", []]', "TypeConstraintViolation"),
-    ('[2, "s3", "StatusNotification", {"timestamp": "2025-01-01T00:00:00Z", "evseId": 1, '
-     '"connectorId": 1, "connectorStatus": "Sleeping"}]', "PropertyConstraintViolation"),
+    (
+        '[2, "s3", "StatusNotification", {"timestamp": "2025-01-01T00:00:00Z", "evseId": 1, '
+        '"connectorId": 1, "connectorStatus": "Sleeping"}]',
+        "PropertyConstraintViolation",
+    ),
 ]
 
 
@@ -75,9 +132,11 @@ SCHEMA_2X = [
 def test_bad_frames_get_protocol_errors(harness: Harness, version: str) -> None:
     harness.csms.add_station("BAD", PASSWORD)
     column = {"ocpp1.6": 2, "ocpp2.0.1": 3, "ocpp2.1": 4}[version]
-    occurrence = {"ocpp1.6": "OccurenceConstraintViolation",
-                  "ocpp2.0.1": "OccurenceConstraintViolation",
-                  "ocpp2.1": "OccurrenceConstraintViolation"}[version]
+    occurrence = {
+        "ocpp1.6": "OccurenceConstraintViolation",
+        "ocpp2.0.1": "OccurenceConstraintViolation",
+        "ocpp2.1": "OccurrenceConstraintViolation",
+    }[version]
 
     async def scenario() -> None:
         async with harness.serve() as url, raw_socket(url, "BAD", [version], PASSWORD) as ws:
@@ -100,8 +159,19 @@ def test_bad_frames_get_protocol_errors(harness: Harness, version: str) -> None:
 def test_duplicate_and_concurrent_calls(harness: Harness) -> None:
     harness.csms.add_station("DUP", PASSWORD)
     harness.csms.add_token("TAG")
-    start = json.dumps([2, "start-1", "StartTransaction", {
-        "connectorId": 1, "idTag": "TAG", "meterStart": 5, "timestamp": "2025-01-01T00:00:00Z"}])
+    start = json.dumps(
+        [
+            2,
+            "start-1",
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": "TAG",
+                "meterStart": 5,
+                "timestamp": "2025-01-01T00:00:00Z",
+            },
+        ]
+    )
 
     async def scenario() -> None:
         async with harness.serve() as url:
@@ -114,8 +184,16 @@ def test_duplicate_and_concurrent_calls(harness: Harness) -> None:
                 reused = await exchange(ws, '[2, "start-1", "Heartbeat", {}]')
                 assert reused[:3] == [4, "start-1", "GenericError"]
                 # Two calls without waiting: the second is refused, the first answered.
-                await ws.send(json.dumps([2, "a", "StatusNotification", {
-                    "connectorId": 1, "errorCode": "NoError", "status": "Charging"}]))
+                await ws.send(
+                    json.dumps(
+                        [
+                            2,
+                            "a",
+                            "StatusNotification",
+                            {"connectorId": 1, "errorCode": "NoError", "status": "Charging"},
+                        ]
+                    )
+                )
                 await ws.send('[2, "b", "Heartbeat", {}]')
                 answers = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
                 by_id = {a[1]: a for a in answers}
@@ -124,7 +202,6 @@ def test_duplicate_and_concurrent_calls(harness: Harness) -> None:
             async with raw_socket(url, "DUP", ["ocpp1.6"], PASSWORD) as ws:
                 # After reconnecting, the retransmitted call still gets its first answer.
                 assert await exchange(ws, start) == first
-
 
     asyncio.run(scenario())
     store = harness.csms.store
@@ -138,8 +215,7 @@ def test_connection_refusals_and_isolation(harness: Harness) -> None:
 
     async def scenario() -> None:
         async with harness.serve() as url, station(url, "GOOD", "ocpp1.6", PASSWORD) as good:
-            await good.call(c16.BootNotification(charge_point_vendor="V",
-                                                 charge_point_model="M"))
+            await good.call(c16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
             with pytest.raises(InvalidStatus) as unknown:
                 async with raw_socket(url, "STRANGER", ["ocpp1.6"], PASSWORD):
                     pass
@@ -151,7 +227,8 @@ def test_connection_refusals_and_isolation(harness: Harness) -> None:
                 assert wrong.value.response.status_code == 401
             with pytest.raises(InvalidStatus) as other_user:
                 async with websockets.connect(
-                    f"{url}/VICTIM", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                    f"{url}/VICTIM",
+                    subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                     additional_headers={"Authorization": "Basic R09PRDpjb3JyZWN0LWhvcnNl"},
                 ):
                     pass
@@ -165,8 +242,9 @@ def test_connection_refusals_and_isolation(harness: Harness) -> None:
             # A frame over the size limit closes that connection (1009), and only that one.
             async with raw_socket(url, "VICTIM", ["ocpp1.6"], PASSWORD, max_size=None) as ws:
                 await boot(ws, "ocpp1.6")
-                big = json.dumps([2, "big", "DataTransfer", {"vendorId": "v",
-                                                              "data": "x" * 200_000}])
+                big = json.dumps(
+                    [2, "big", "DataTransfer", {"vendorId": "v", "data": "x" * 200_000}]
+                )
                 await ws.send(big)
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(ws.recv(), 5)
@@ -190,8 +268,12 @@ def test_unknown_stations_admitted_as_pending(tmp_path: Any) -> None:
     async def scenario() -> None:
         async with harness.serve() as url, station(url, "NEWBIE", "ocpp2.0.1") as cp:
             from ocpp.v201 import call as c201
-            boot_answer = await cp.call(c201.BootNotification(
-                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"))
+
+            boot_answer = await cp.call(
+                c201.BootNotification(
+                    charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+                )
+            )
             assert boot_answer.status == "Pending"
 
     asyncio.run(scenario())

@@ -24,15 +24,23 @@ def test_station_charges_through_evgi_serve(tmp_path: Path) -> None:
     async def charge() -> None:
         url = f"ws://127.0.0.1:{ocpp_port}/ocpp"
         async with station(url, "CS-1", "ocpp1.6", PASSWORD) as cp:
-            boot = await cp.call(c16.BootNotification(charge_point_vendor="Acme",
-                                                      charge_point_model="AC22"))
+            boot = await cp.call(
+                c16.BootNotification(charge_point_vendor="Acme", charge_point_model="AC22")
+            )
             assert boot.status == "Accepted"
-            started = await cp.call(c16.StartTransaction(
-                connector_id=1, id_tag="RFID-1", meter_start=0,
-                timestamp="2025-01-01T10:00:00Z"))
+            started = await cp.call(
+                c16.StartTransaction(
+                    connector_id=1, id_tag="RFID-1", meter_start=0, timestamp="2025-01-01T10:00:00Z"
+                )
+            )
             assert started.id_tag_info["status"] == "Accepted"
-            await cp.call(c16.StopTransaction(meter_stop=7400, timestamp="2025-01-01T11:00:00Z",
-                                              transaction_id=started.transaction_id))
+            await cp.call(
+                c16.StopTransaction(
+                    meter_stop=7400,
+                    timestamp="2025-01-01T11:00:00Z",
+                    transaction_id=started.transaction_id,
+                )
+            )
 
     with running_service(tmp_path, ocpp_port=ocpp_port):
         asyncio.run(charge())

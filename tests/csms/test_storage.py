@@ -30,12 +30,14 @@ def test_tables_round_trip(db: Engine) -> None:
     store.run(store.record_connector_status, "S1", 1, 1, "Available", NOW)
     store.run(store.record_connector_status, "S1", 1, 1, "Charging", NOW, "NoError")
     assert [(c.status, c.error_code) for c in store.run(store.connectors, "S1")] == [
-        ("Charging", "NoError")]
+        ("Charging", "NoError")
+    ]
     store.run(store.set_operational_status, "S1", 1, "Inoperative", NOW)
     assert store.run(store.operational_status, "S1") == {1: "Inoperative"}
 
-    store.run(store.put_token, "T1", "Accepted", NOW, expires_at=NOW + timedelta(days=1),
-              group_id="G")
+    store.run(
+        store.put_token, "T1", "Accepted", NOW, expires_at=NOW + timedelta(days=1), group_id="G"
+    )
     token = store.run(store.find_token, "T1")
     assert token is not None and token.expires_at == NOW + timedelta(days=1)
     store.run(store.record_local_list, "S1", 3, {"T1": "Accepted", "T2": "Blocked"}, True, NOW)
@@ -43,16 +45,26 @@ def test_tables_round_trip(db: Engine) -> None:
     assert store.run(store.local_list, "S1") == {"T1": "Accepted"}
     assert store.run(store.local_list_version, "S1") == 4
 
-    tx = store.run(store.start_transaction, "S1", None, NOW, NOW, evse_id=1, connector_id=1,
-                   id_token="T1", meter_start_wh=100)
+    tx = store.run(
+        store.start_transaction,
+        "S1",
+        None,
+        NOW,
+        NOW,
+        evse_id=1,
+        connector_id=1,
+        id_token="T1",
+        meter_start_wh=100,
+    )
     assert tx.transaction_id == str(tx.number)
     other = store.run(store.start_transaction, "S1", "abc", NOW, NOW)
     assert other.transaction_id == "abc"
     sample = MeterSample(NOW, "Energy.Active.Import.Register", 1.5, "kWh", signed='{"a":1}')
     store.run(store.add_meter_samples, "S1", 1, tx.number, [sample])
     assert store.run(store.meter_samples, "S1", tx.number)[0].sample == sample
-    done = store.run(store.update_transaction, tx, state="ended", meter_stop_wh=1600,
-                     missing_seq_nos={4, 2})
+    done = store.run(
+        store.update_transaction, tx, state="ended", meter_stop_wh=1600, missing_seq_nos={4, 2}
+    )
     assert done == store.run(store.transaction_by_number, tx.number)
     assert (done.energy_wh, done.missing) == (1500, [2, 4])
 
@@ -69,15 +81,20 @@ def test_tables_round_trip(db: Engine) -> None:
     assert store.run(store.reservations, "S1")[0].status == "Used"
     variable = VariableRecord("OCPPCommCtrlr", "HeartbeatInterval", "60", evse_id=None)
     store.run(store.record_variables, "S1", [variable], NOW)
-    store.run(store.record_variables, "S1", [VariableRecord(
-        "OCPPCommCtrlr", "HeartbeatInterval", "90")], NOW)
+    store.run(
+        store.record_variables,
+        "S1",
+        [VariableRecord("OCPPCommCtrlr", "HeartbeatInterval", "90")],
+        NOW,
+    )
     assert [v.value for v in store.run(store.variables, "S1")] == ["90"]
     store.run(store.record_security_event, "S1", "FirmwareUpdated", NOW, None, NOW)
     store.run(store.record_firmware_log_status, "S1", "log", "Uploaded", NOW, 5)
     store.run(store.record_data_transfer, "S1", "in", "v", None, {"k": [1]}, "Accepted", NOW)
     assert store.run(store.data_transfers, "S1")[0]["data"] == {"k": [1]}
     assert [t.transaction_id for t in store.run(store.transactions, "S1", "ended")] == [
-        str(tx.number)]
+        str(tx.number)
+    ]
 
 
 def test_transaction_filters_pages_and_removal(db: Engine) -> None:
@@ -101,8 +118,13 @@ def test_transaction_filters_pages_and_removal(db: Engine) -> None:
     assert ids(station_id="S1", since=NOW + hour, until=NOW + 3 * hour) == ["a", "b"]
     assert (ids(limit=2), ids(after=late.number)) == (["a", "b"], ["c"])
 
-    store.run(store.add_meter_samples, "S1", 1, early.number,
-              [MeterSample(NOW, "Energy.Active.Import.Register", 1.0)])
+    store.run(
+        store.add_meter_samples,
+        "S1",
+        1,
+        early.number,
+        [MeterSample(NOW, "Energy.Active.Import.Register", 1.0)],
+    )
     store.run(store.delete_station, "S1")
     assert ids() == ["c"] and store.run(store.meter_samples, "S1") == []
     with pytest.raises(NotFoundError):
@@ -120,8 +142,10 @@ def test_batched_writes_fail_alone(db: Engine) -> None:
 
     async def scenario() -> list[object]:
         results = await asyncio.gather(
-            *(store.apply(store.record_connector_status, "S1", 1, n, "Available", NOW)
-              for n in range(20)),
+            *(
+                store.apply(store.record_connector_status, "S1", 1, n, "Available", NOW)
+                for n in range(20)
+            ),
             store.apply(store.add_station, "S1", None, 0, "Accepted", NOW),  # fails
             return_exceptions=True,
         )
@@ -143,8 +167,9 @@ def test_sequence_bookkeeping(db: Engine, tmp_path: Path) -> None:
         missing = []
         # Updated arrives before its Started (lost): the transaction exists from then on.
         for kind, seq in (("update", 3), ("start", 0), ("update", 1), ("end", 6), ("update", 5)):
-            outcome = await sessions.apply(TransactionChange(
-                "S1", kind, NOW, transaction_id="TX", seq_no=seq))  # type: ignore[arg-type]
+            outcome = await sessions.apply(
+                TransactionChange("S1", kind, NOW, transaction_id="TX", seq_no=seq)
+            )  # type: ignore[arg-type]
             missing.append(outcome.missing)
         harness.csms.store.close()
         return missing
@@ -163,16 +188,23 @@ def test_restart_keeps_transactions_and_stations_resume(db_url: str, tmp_path: P
 
     def event(kind: str, seq: int, wh: float) -> c201.TransactionEvent:
         return c201.TransactionEvent(
-            event_type=kind, timestamp=NOW.isoformat(), trigger_reason="Authorized",
-            seq_no=seq, transaction_info={"transaction_id": "TX-R"}, id_token=token,
-            evse={"id": 1}, meter_value=[{"timestamp": NOW.isoformat(), "sampled_value": [
-                {"value": wh}]}])
+            event_type=kind,
+            timestamp=NOW.isoformat(),
+            trigger_reason="Authorized",
+            seq_no=seq,
+            transaction_info={"transaction_id": "TX-R"},
+            id_token=token,
+            evse={"id": 1},
+            meter_value=[{"timestamp": NOW.isoformat(), "sampled_value": [{"value": wh}]}],
+        )
 
     async def before() -> None:
         async with harness.serve() as url, station(url, "CS", "ocpp2.0.1", PASSWORD) as cp:
-            await cp.call(c201.BootNotification(charging_station={"model": "M",
-                                                                  "vendor_name": "V"},
-                                                reason="PowerUp"))
+            await cp.call(
+                c201.BootNotification(
+                    charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+                )
+            )
             await cp.call(event("Started", 0, 100.0))
 
     async def after(csms: Csms) -> None:

@@ -63,9 +63,11 @@ def _connect(
 ) -> Handshake:
     """Open a TLS server on 127.0.0.1 and connect a client to it. With `authority` the server
     checks the station certificate after the handshake, as the OCPP server does."""
-    return asyncio.run(asyncio.wait_for(
-        _session(server_context, client_context, authority, server_hostname), timeout=20
-    ))
+    return asyncio.run(
+        asyncio.wait_for(
+            _session(server_context, client_context, authority, server_hostname), timeout=20
+        )
+    )
 
 
 async def _session(
@@ -155,8 +157,10 @@ def test_profile_2_server_certificate_only(
         assert handshake.version == version
         assert handshake.peer_certificate is None  # the station logs in with basic auth
     if version == "TLSv1.2":
-        assert handshake.cipher in ("ECDHE-ECDSA-AES128-GCM-SHA256",
-                                    "ECDHE-ECDSA-AES256-GCM-SHA384")
+        assert handshake.cipher in (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+        )
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -279,7 +283,8 @@ def test_profile_3_refuses_a_station_without_a_certificate(
     authority: CertificateAuthority,
 ) -> None:
     handshake = _connect(
-        server_ssl_context(authority, True), _station_context(authority, None),
+        server_ssl_context(authority, True),
+        _station_context(authority, None),
         authority=authority,
     )
     assert not handshake.ok

@@ -46,7 +46,11 @@ class Scene:
         self, account: Account, role: Role = Role.READER, container: str | None = None
     ) -> dict[str, object]:
         return sign_unlock_request(
-            account, self.chain_id, self.host.did, container or self.bucket.id, role,
+            account,
+            self.chain_id,
+            self.host.did,
+            container or self.bucket.id,
+            role,
             self.clock.now(),
         )
 

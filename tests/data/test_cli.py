@@ -9,10 +9,15 @@ from pathlib import Path
 
 from tests.cli_runner import run_evgi
 
-READING = json.dumps({
-    "battery": "did:ethr:0x539:0x00000000000000000000000000000000000000b1",
-    "measuredAt": "2025-06-01T08:00:00Z", "stateOfHealthPercent": 96.5,
-    "usableCapacityWh": 74300, "equivalentFullCycles": 180})
+READING = json.dumps(
+    {
+        "battery": "did:ethr:0x539:0x00000000000000000000000000000000000000b1",
+        "measuredAt": "2025-06-01T08:00:00Z",
+        "stateOfHealthPercent": 96.5,
+        "usableCapacityWh": 74300,
+        "equivalentFullCycles": 180,
+    }
+)
 
 
 def test_create_grant_read_revoke_refused(tmp_path: Path) -> None:
@@ -22,20 +27,41 @@ def test_create_grant_read_revoke_refused(tmp_path: Path) -> None:
         return result.stdout + result.stderr
 
     evgi("identity", "create", "alice", "--kind", "user")
-    evgi("identity", "issue-ec", "--issuer", "trust-anchor", "--subject", "alice",
-         "--kind", "user", "--out", "alice-ec.json")
+    evgi(
+        "identity",
+        "issue-ec",
+        "--issuer",
+        "trust-anchor",
+        "--subject",
+        "alice",
+        "--kind",
+        "user",
+        "--out",
+        "alice-ec.json",
+    )
     evgi("identity", "create", "acme", "--kind", "oem")
-    evgi("identity", "issue-ec", "--issuer", "trust-anchor", "--subject", "acme",
-         "--kind", "oem", "--claims", '{"legalName": "Acme Motors", "country": "DE"}',
-         "--out", "acme-ec.json")
+    evgi(
+        "identity",
+        "issue-ec",
+        "--issuer",
+        "trust-anchor",
+        "--subject",
+        "acme",
+        "--kind",
+        "oem",
+        "--claims",
+        '{"legalName": "Acme Motors", "country": "DE"}',
+        "--out",
+        "acme-ec.json",
+    )
 
-    created = run_evgi(tmp_path, "data", "create-bucket", "--owner", "alice",
-                       "--type", "battery-health")
+    created = run_evgi(
+        tmp_path, "data", "create-bucket", "--owner", "alice", "--type", "battery-health"
+    )
     assert created.returncode == 0, created.stderr
     bucket = created.stdout.strip()
     assert re.fullmatch(r"b-[0-9a-f]{12}", bucket)
-    assert "stored 1 record(s)" in evgi("data", "put", bucket, "--as", "alice",
-                                         "--json", READING)
+    assert "stored 1 record(s)" in evgi("data", "put", bucket, "--as", "alice", "--json", READING)
     evgi("data", "read", bucket, "--as", "acme", code=1)  # nothing granted yet
 
     granted = evgi("data", "grant", bucket, "--owner", "alice", "--to", "acme", "--days", "30")
@@ -46,8 +72,9 @@ def test_create_grant_read_revoke_refused(tmp_path: Path) -> None:
     page = json.loads(read.stdout)
     assert [r["body"]["stateOfHealthPercent"] for r in page["records"]] == [96.5]
 
-    assert f"revoked {ac.group(1)}" in evgi("data", "revoke", bucket, "--owner", "alice",
-                                            "--from", "acme")
+    assert f"revoked {ac.group(1)}" in evgi(
+        "data", "revoke", bucket, "--owner", "alice", "--from", "acme"
+    )
     refused = run_evgi(tmp_path, "data", "read", bucket, "--as", "acme")
     assert refused.returncode == 1 and "refused (revoked)" in refused.stderr
     assert "96.5" not in refused.stdout + refused.stderr

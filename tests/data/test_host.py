@@ -32,8 +32,9 @@ def test_bucket_records_and_their_registration(scene: Scene) -> None:
     assert records[0].registration == registration_root([r.hash for r in records])
     battery = records[0].body["battery"]
     publisher = DataPublisher(scene.host)
-    more = publisher.battery_health(scene.driver.address,
-                                    [reading(battery, 3), reading(battery, 4)])
+    more = publisher.battery_health(
+        scene.driver.address, [reading(battery, 3), reading(battery, 4)]
+    )
     assert publisher.container(scene.driver.address, DataType.BATTERY_HEALTH) == scene.bucket
     proof = more.proof(1)
     assert verify_merkle_proof(proof, from_hex(more.hash))
@@ -44,8 +45,15 @@ def test_bucket_records_and_their_registration(scene: Scene) -> None:
 
 
 def test_reads_see_new_records_at_once(scene: Scene) -> None:
-    issue_access_certificate(scene.as_(scene.driver), scene.oem.address, scene.bucket.id,
-                             scene.bucket.uri, Role.READER, scene.expires(), scene.clock)
+    issue_access_certificate(
+        scene.as_(scene.driver),
+        scene.oem.address,
+        scene.bucket.id,
+        scene.bucket.uri,
+        Role.READER,
+        scene.expires(),
+        scene.clock,
+    )
     session, _ = scene.host.unlock(scene.unlock_request(scene.oem))
     assert len(scene.host.read(session.token, scene.bucket.id).records) == 3
     battery = scene.host.store.records(scene.bucket.id)[0].body["battery"]
@@ -60,8 +68,15 @@ def test_stream_ages_online_nearline_offline(scene: Scene) -> None:
     publisher = DataPublisher(scene.host)
     meter = scene.did(Account.generate())
     start = scene.clock.now()
-    values = [MeterValue(meter=meter, measuredAt=start + timedelta(minutes=m),
-                         energyImportWh=1000 * m, powerW=6000) for m in range(10)]
+    values = [
+        MeterValue(
+            meter=meter,
+            measuredAt=start + timedelta(minutes=m),
+            energyImportWh=1000 * m,
+            powerW=6000,
+        )
+        for m in range(10)
+    ]
     publisher.meter_values(scene.oem.address, values[:6])
     stream = publisher.container(scene.oem.address, DataType.METER_VALUES)
     assert stream.kind == "stream" and stream.retention_s == 86_400
@@ -75,7 +90,11 @@ def test_stream_ages_online_nearline_offline(scene: Scene) -> None:
     assert [r.seq for r in scene.host.store.records(stream.id)] == [7, 8, 9, 10]
     (segment,) = scene.host.store.archives(stream.id)
     assert (segment.tier, segment.first_seq, segment.last_seq, segment.count) == (
-        "nearline", 1, 6, 6)
+        "nearline",
+        1,
+        6,
+        6,
+    )
 
     later = scene.host.age(scene.clock.now() + timedelta(days=32))
     assert later.nearline_records == 4 and later.offline_segments == 2
@@ -93,13 +112,19 @@ def test_stream_ages_online_nearline_offline(scene: Scene) -> None:
 
 
 def test_v2g_events_and_custom_streams(scene: Scene) -> None:
-    event = V2GEvent(eventId="ev-1", program="peak-shave", startedAt=scene.clock.now(),
-                     endedAt=scene.clock.now() + timedelta(hours=1), energyWh=5_000,
-                     peakPowerW=10_000)
+    event = V2GEvent(
+        eventId="ev-1",
+        program="peak-shave",
+        startedAt=scene.clock.now(),
+        endedAt=scene.clock.now() + timedelta(hours=1),
+        energyWh=5_000,
+        peakPowerW=10_000,
+    )
     registration = DataPublisher(scene.host).v2g_events(scene.did(scene.driver), [event])
     assert registration.receipt.ok
-    custom = scene.host.create_container(scene.driver.address, "battery-health", "stream",
-                                         retention=timedelta(minutes=5))
+    custom = scene.host.create_container(
+        scene.driver.address, "battery-health", "stream", retention=timedelta(minutes=5)
+    )
     assert custom.retention_s == 300 and custom.schema.endswith("BatteryHealth:1")
     with pytest.raises(Exception, match="schema"):
         scene.host.create_container(scene.driver.address, "battery-health", schema="other")
@@ -114,8 +139,15 @@ def test_invalid_records_are_refused_and_nothing_is_stored(scene: Scene) -> None
 
 
 def test_access_log_lists_who_did_what_and_when(scene: Scene) -> None:
-    issue_access_certificate(scene.as_(scene.driver), scene.oem.address, scene.bucket.id,
-                             scene.bucket.uri, Role.READER, scene.expires(), scene.clock)
+    issue_access_certificate(
+        scene.as_(scene.driver),
+        scene.oem.address,
+        scene.bucket.id,
+        scene.bucket.uri,
+        Role.READER,
+        scene.expires(),
+        scene.clock,
+    )
     session, _ = scene.host.unlock(scene.unlock_request(scene.oem))
     scene.host.read(session.token, scene.bucket.id)
     with pytest.raises(Refusal):
@@ -146,9 +178,13 @@ def test_access_log_lists_who_did_what_and_when(scene: Scene) -> None:
 
 def test_containers_opened_on_a_signed_request(scene: Scene) -> None:
     def request(account: Account, **body: object) -> dict[str, object]:
-        return sign_request(account, scene.chain_id,
-                            {"type": "ContainerRequest", "owner": scene.did(account), **body},
-                            scene.host.did, scene.clock.now())
+        return sign_request(
+            account,
+            scene.chain_id,
+            {"type": "ContainerRequest", "owner": scene.did(account), **body},
+            scene.host.did,
+            scene.clock.now(),
+        )
 
     opened = scene.host.open_container(request(scene.oem, dataType="v2g-events"))
     assert opened.kind == "stream" and opened.owner == scene.oem.address

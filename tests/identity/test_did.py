@@ -42,8 +42,15 @@ def test_did_round_trip_and_forms() -> None:
     assert Did(1337, address).account_id == f"eip155:1337:{address}"
 
 
-@pytest.mark.parametrize("text", ["did:web:example.com", "did:ethr:0x539:0x1234", "ethr:0x539:"
-                                  + "0x" + "ab" * 20, f"did:ethr:{'0x' + 'ab' * 20}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "did:web:example.com",
+        "did:ethr:0x539:0x1234",
+        "ethr:0x539:" + "0x" + "ab" * 20,
+        f"did:ethr:{'0x' + 'ab' * 20}",
+    ],
+)
 def test_bad_dids_are_refused(text: str) -> None:
     with pytest.raises(ValidationError):
         Did.parse(text)
@@ -55,10 +62,14 @@ def test_fresh_identity_document(ledger: LocalLedger) -> None:
     result = resolve(ledger, did)
     document = result["didDocument"]
     assert document["id"] == did
-    assert document["verificationMethod"] == [{
-        "id": f"{did}#controller", "type": "EcdsaSecp256k1RecoveryMethod2020",
-        "controller": did, "blockchainAccountId": f"eip155:1337:{account.address}",
-    }]
+    assert document["verificationMethod"] == [
+        {
+            "id": f"{did}#controller",
+            "type": "EcdsaSecp256k1RecoveryMethod2020",
+            "controller": did,
+            "blockchainAccountId": f"eip155:1337:{account.address}",
+        }
+    ]
     assert document["authentication"] == [f"{did}#controller"]
     assert "controller" not in document
     assert result["didResolutionMetadata"]["contentType"] == "application/did+ld+json"
@@ -70,14 +81,38 @@ def test_delegates_attributes_and_services(ledger: LocalLedger) -> None:
     owner = Submitter(ledger, Account.generate())
     signer, verifier = Account.generate(), Account.generate()
     identity = owner.address
-    owner.call("did", "add_delegate", identity=identity, delegate_type="sigAuth",
-               delegate=signer.address, validity=DAY)
-    owner.call("did", "add_delegate", identity=identity, delegate_type="veriKey",
-               delegate=verifier.address, validity=DAY)
-    owner.call("did", "set_attribute", identity=identity, name="did/svc/OCPI",
-               value="https://cpo.example/ocpi", validity=DAY)
-    owner.call("did", "set_attribute", identity=identity, name="did/pub/Secp256k1/veriKey/hex",
-               value="0x" + signer.public_key.hex(), validity=DAY)
+    owner.call(
+        "did",
+        "add_delegate",
+        identity=identity,
+        delegate_type="sigAuth",
+        delegate=signer.address,
+        validity=DAY,
+    )
+    owner.call(
+        "did",
+        "add_delegate",
+        identity=identity,
+        delegate_type="veriKey",
+        delegate=verifier.address,
+        validity=DAY,
+    )
+    owner.call(
+        "did",
+        "set_attribute",
+        identity=identity,
+        name="did/svc/OCPI",
+        value="https://cpo.example/ocpi",
+        validity=DAY,
+    )
+    owner.call(
+        "did",
+        "set_attribute",
+        identity=identity,
+        name="did/pub/Secp256k1/veriKey/hex",
+        value="0x" + signer.public_key.hex(),
+        validity=DAY,
+    )
     did = did_for(ledger.chain_id, identity)
     document = resolve(ledger, did)["didDocument"]
     methods = {m["id"]: m for m in document["verificationMethod"]}
@@ -89,24 +124,40 @@ def test_delegates_attributes_and_services(ledger: LocalLedger) -> None:
     key = next(m for m in methods.values() if "publicKeyHex" in m)
     assert key["type"] == "EcdsaSecp256k1VerificationKey2019"
     assert key["publicKeyHex"] == signer.public_key.hex()
-    assert document["service"] == [{"id": f"{did}#service-1", "type": "OCPI",
-                                     "serviceEndpoint": "https://cpo.example/ocpi"}]
+    assert document["service"] == [
+        {"id": f"{did}#service-1", "type": "OCPI", "serviceEndpoint": "https://cpo.example/ocpi"}
+    ]
     parse_with_pydid(document)
     assert authorized_signers(ledger, did, "authentication") == {identity, signer.address}
     assert authorized_signers(ledger, did, "assertionMethod") == {
-        identity, signer.address, verifier.address}
+        identity,
+        signer.address,
+        verifier.address,
+    }
 
     # Validity runs out with time and revocation takes effect at once.
     later = ledger.head().timestamp + DAY + 1
     assert len(resolve(ledger, did, at=later)["didDocument"]["verificationMethod"]) == 1
-    owner.call("did", "revoke_delegate", identity=identity, delegate_type="sigAuth",
-               delegate=signer.address)
-    owner.call("did", "revoke_attribute", identity=identity, name="did/svc/OCPI",
-               value="https://cpo.example/ocpi")
+    owner.call(
+        "did",
+        "revoke_delegate",
+        identity=identity,
+        delegate_type="sigAuth",
+        delegate=signer.address,
+    )
+    owner.call(
+        "did",
+        "revoke_attribute",
+        identity=identity,
+        name="did/svc/OCPI",
+        value="https://cpo.example/ocpi",
+    )
     document = resolve(ledger, did)["didDocument"]
     assert "service" not in document
-    assert all(signer.address not in m.get("blockchainAccountId", "")
-               for m in document["verificationMethod"])
+    assert all(
+        signer.address not in m.get("blockchainAccountId", "")
+        for m in document["verificationMethod"]
+    )
 
 
 def test_owner_change_and_deactivation(ledger: LocalLedger) -> None:
@@ -121,8 +172,14 @@ def test_owner_change_and_deactivation(ledger: LocalLedger) -> None:
     assert document["verificationMethod"][0]["blockchainAccountId"].endswith(second.address)
     assert result["didDocumentMetadata"]["versionId"] == str(ledger.head().height)
     with pytest.raises(ExecutionError, match="not the owner"):
-        first.call("did", "add_delegate", identity=identity, delegate_type="veriKey",
-                   delegate=first.address, validity=DAY)
+        first.call(
+            "did",
+            "add_delegate",
+            identity=identity,
+            delegate_type="veriKey",
+            delegate=first.address,
+            validity=DAY,
+        )
     second.call("did", "change_owner", identity=identity, new_owner=NULL_ADDRESS)
     result = resolve(ledger, did)
     assert result["didDocumentMetadata"]["deactivated"] is True
@@ -139,10 +196,21 @@ def test_resolution_errors(ledger: LocalLedger) -> None:
 def test_registry_rejects_bad_arguments(ledger: LocalLedger) -> None:
     owner = Submitter(ledger, Account.generate())
     with pytest.raises(ExecutionError, match="validity"):
-        owner.call("did", "add_delegate", identity=owner.address, delegate_type="veriKey",
-                   delegate=owner.address, validity=-5)
+        owner.call(
+            "did",
+            "add_delegate",
+            identity=owner.address,
+            delegate_type="veriKey",
+            delegate=owner.address,
+            validity=-5,
+        )
     with pytest.raises(ExecutionError, match="not an account address"):
         owner.call("did", "change_owner", identity=owner.address, new_owner="0x1234")
     with pytest.raises(ExecutionError, match="no attribute"):
-        owner.call("did", "revoke_attribute", identity=owner.address, name="did/svc/X",
-                   value="https://x.example")
+        owner.call(
+            "did",
+            "revoke_attribute",
+            identity=owner.address,
+            name="did/svc/X",
+            value="https://x.example",
+        )

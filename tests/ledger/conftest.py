@@ -85,7 +85,12 @@ def evm_node(request: pytest.FixtureRequest) -> Iterator[Node]:
 def evm_ledger(evm_node: Node, anchor: Account, tmp_path: Path) -> Iterator[EvmLedger]:
     """Contracts freshly deployed by `anchor`, its one trust anchor; accounts get gas money from
     the node's first account when they first sign."""
-    ledger = EvmLedger(evm_node.web3, anchor, tmp_path / "evm-deployment.json",
-                       [anchor.address], dev_funding_wei=GAS_MONEY)
+    ledger = EvmLedger(
+        evm_node.web3,
+        anchor,
+        tmp_path / "evm-deployment.json",
+        [anchor.address],
+        dev_funding_wei=GAS_MONEY,
+    )
     yield ledger
     ledger.close()

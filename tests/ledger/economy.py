@@ -18,10 +18,12 @@ Holders = tuple[Submitter, Submitter, Submitter]
 
 def found_token(issuer: Submitter) -> list[Receipt]:
     """Create the token and make its creator, a trust anchor, its issuer, in one block."""
-    receipts = issuer.ledger.submit_many([
-        issuer.sign("token", "create", symbol=SYMBOL, currency="EUR"),
-        issuer.sign("token", "grant_issuer", symbol=SYMBOL, issuer=issuer.address),
-    ])
+    receipts = issuer.ledger.submit_many(
+        [
+            issuer.sign("token", "create", symbol=SYMBOL, currency="EUR"),
+            issuer.sign("token", "grant_issuer", symbol=SYMBOL, issuer=issuer.address),
+        ]
+    )
     return [receipt.raise_for_status() for receipt in receipts]
 
 
@@ -74,7 +76,10 @@ def check_books(ledger: LocalLedger) -> dict[str, Receipt]:
             assert stx.tx.nonce == nonces.get(sender, 0), f"nonce gap for {sender}"
             nonces[sender] = stx.tx.nonce + 1
             assert (receipt.tx_hash, receipt.block, receipt.position) == (
-                stx.hash_hex, header.height, position)
+                stx.hash_hex,
+                header.height,
+                position,
+            )
             receipts[receipt.tx_hash] = receipt
             if not receipt.ok:
                 assert receipt.logs == [], "a failed transaction left logs"

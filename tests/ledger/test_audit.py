@@ -122,8 +122,12 @@ def edit_block_tx_root_and_rehash(conn: Connection, h: History) -> int:
     """Give block 3 another tx root and the hash that goes with it, as a careful forger would."""
     row = sql(conn, "SELECT * FROM ledger_blocks WHERE height = 3").one()
     forged = replace(BlockHeader.from_row(row), tx_root=_forged_hash("tx root"))
-    sql(conn, "UPDATE ledger_blocks SET tx_root = :r, hash = :h WHERE height = 3",
-        r=forged.tx_root, h=forged.compute_hash())
+    sql(
+        conn,
+        "UPDATE ledger_blocks SET tx_root = :r, hash = :h WHERE height = 3",
+        r=forged.tx_root,
+        h=forged.compute_hash(),
+    )
     return 3
 
 
@@ -153,8 +157,11 @@ def edit_state_block(conn: Connection, h: History) -> int:
 def insert_state_row(conn: Connection, h: History) -> int:
     """A balance for an account that never held any, claiming block 3."""
     stranger = Account.generate().address
-    sql(conn, "INSERT INTO ledger_state (key, value, block_height) VALUES (:k, '1000', 3)",
-        k=f"token/{SYMBOL}/balance/{stranger}")
+    sql(
+        conn,
+        "INSERT INTO ledger_state (key, value, block_height) VALUES (:k, '1000', 3)",
+        k=f"token/{SYMBOL}/balance/{stranger}",
+    )
     return 3
 
 
@@ -207,7 +214,9 @@ def test_untouched_history_verifies(ledger: LocalLedger, history: History) -> No
 
 @pytest.mark.parametrize("edit", EDITS.values(), ids=EDITS)
 def test_edited_history_names_the_edited_block(
-    ledger: LocalLedger, db: Engine, history: History,
+    ledger: LocalLedger,
+    db: Engine,
+    history: History,
     edit: Callable[[Connection, History], int],
 ) -> None:
     with db.begin() as conn:

@@ -10,13 +10,31 @@ from evgi.ledger.contracts import compile_contract, contract_names, contract_sou
 pytest.importorskip("vyper")
 
 FUNCTIONS = {
-    "token": {"create", "grant_issuer", "mint", "burn", "transfer", "lock", "balanceOf",
-              "totalSupply", "isTrustAnchor"},
+    "token": {
+        "create",
+        "grant_issuer",
+        "mint",
+        "burn",
+        "transfer",
+        "lock",
+        "balanceOf",
+        "totalSupply",
+        "isTrustAnchor",
+    },
     "escrow": {"open", "settle", "refund", "escrows", "total"},
     # ERC-1056's interface, as resolvers call it.
-    "registry": {"identityOwner", "changeOwner", "addDelegate", "revokeDelegate",
-                 "validDelegate", "setAttribute", "revokeAttribute", "changed", "owners",
-                 "delegates"},
+    "registry": {
+        "identityOwner",
+        "changeOwner",
+        "addDelegate",
+        "revokeDelegate",
+        "validDelegate",
+        "setAttribute",
+        "revokeAttribute",
+        "changed",
+        "owners",
+        "delegates",
+    },
     "anchors": {"put", "anchors"},
 }
 ERC1056_EVENTS = {
@@ -40,8 +58,9 @@ def test_registry_has_the_erc1056_signatures() -> None:
     abi = compile_contract("registry").abi
     events = {e["name"]: [i["type"] for i in e["inputs"]] for e in abi if e["type"] == "event"}
     assert events == ERC1056_EVENTS
-    functions = {e["name"]: [i["type"] for i in e["inputs"]] for e in abi
-                 if e["type"] == "function"}
+    functions = {
+        e["name"]: [i["type"] for i in e["inputs"]] for e in abi if e["type"] == "function"
+    }
     assert functions["setAttribute"] == ["address", "bytes32", "bytes", "uint256"]
     assert functions["addDelegate"] == ["address", "bytes32", "address", "uint256"]
     assert functions["validDelegate"] == ["address", "bytes32", "address"]

@@ -52,12 +52,20 @@ def test_killed_writer_loses_nothing_it_reported(
     committed = 0
     for kill in range(KILLS):
         out, err = tmp_path / f"writer-{kill}.out", tmp_path / f"writer-{kill}.err"
-        argv = [sys.executable, "-m", "tests.ledger.writer", db_url, str(chain_id),
-                str(rng.randrange(2**32)), anchor.private_key.hex(),
-                *(holder.private_key.hex() for holder in holders)]
+        argv = [
+            sys.executable,
+            "-m",
+            "tests.ledger.writer",
+            db_url,
+            str(chain_id),
+            str(rng.randrange(2**32)),
+            anchor.private_key.hex(),
+            *(holder.private_key.hex() for holder in holders),
+        ]
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            child = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stdout,
-                                     stderr=stderr)
+            child = subprocess.Popen(
+                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+            )
             try:
                 _wait_for_first_block(child, out)
                 time.sleep(rng.uniform(0.0, MAX_RUN_BEFORE_KILL))

@@ -34,13 +34,24 @@ OCPP = ("did/svc/OCPP", "wss://carol.example/ocpp")
 
 
 def _open(escrow_id: str, amount: int, timeout: int = 3600) -> dict[str, Any]:
-    return {"escrow_id": escrow_id, "symbol": "EUR", "payee": "carol", "operator": "operator",
-            "amount": amount, "timeout": timeout}
+    return {
+        "escrow_id": escrow_id,
+        "symbol": "EUR",
+        "payee": "carol",
+        "operator": "operator",
+        "amount": amount,
+        "timeout": timeout,
+    }
 
 
 def _settle(escrow_id: str, payee_amount: int, fee_amount: int) -> dict[str, Any]:
-    return {"escrow_id": escrow_id, "payee_amount": payee_amount, "fee_amount": fee_amount,
-            "fee_payee": "operator", "record_hash": to_hex(keccak256(escrow_id.encode()))}
+    return {
+        "escrow_id": escrow_id,
+        "payee_amount": payee_amount,
+        "fee_amount": fee_amount,
+        "fee_payee": "operator",
+        "record_hash": to_hex(keccak256(escrow_id.encode())),
+    }
 
 
 # (actor, module, method, arguments, expected ok); ("advance", seconds) moves both clocks.
@@ -81,39 +92,108 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("alice", "escrow", "open", _open("s5", 700), True),
     ("advance", 120),
     ("mallory", "escrow", "refund", {"escrow_id": "s4"}, True),
-    ("alice", "did", "set_attribute", {"identity": "alice", "name": OCPI[0], "value": OCPI[1],
-                                       "validity": 3600}, True),
-    ("bob", "did", "set_attribute", {"identity": "alice", "name": OCPP[0], "value": OCPP[1],
-                                     "validity": 3600}, False),
-    ("alice", "did", "set_attribute", {"identity": "alice", "name": "n" * 33, "value": "v",
-                                       "validity": 3600}, False),
-    ("alice", "did", "add_delegate", {"identity": "alice", "delegate_type": "sigAuth",
-                                      "delegate": "bob", "validity": 3600}, True),
-    ("alice", "did", "add_delegate", {"identity": "alice", "delegate_type": "veriKey",
-                                      "delegate": "carol", "validity": 7200}, True),
-    ("alice", "did", "revoke_delegate", {"identity": "alice", "delegate_type": "sigAuth",
-                                         "delegate": "bob"}, True),
-    ("alice", "did", "set_attribute", {"identity": "alice", "name": OCPP[0], "value": OCPP[1],
-                                       "validity": 3600}, True),
-    ("alice", "did", "revoke_attribute", {"identity": "alice", "name": OCPP[0],
-                                          "value": OCPP[1]}, True),
-    ("alice", "did", "revoke_attribute", {"identity": "alice", "name": OCPP[0],
-                                          "value": "never set"}, False),
+    (
+        "alice",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": OCPI[0], "value": OCPI[1], "validity": 3600},
+        True,
+    ),
+    (
+        "bob",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": OCPP[1], "validity": 3600},
+        False,
+    ),
+    (
+        "alice",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": "n" * 33, "value": "v", "validity": 3600},
+        False,
+    ),
+    (
+        "alice",
+        "did",
+        "add_delegate",
+        {"identity": "alice", "delegate_type": "sigAuth", "delegate": "bob", "validity": 3600},
+        True,
+    ),
+    (
+        "alice",
+        "did",
+        "add_delegate",
+        {"identity": "alice", "delegate_type": "veriKey", "delegate": "carol", "validity": 7200},
+        True,
+    ),
+    (
+        "alice",
+        "did",
+        "revoke_delegate",
+        {"identity": "alice", "delegate_type": "sigAuth", "delegate": "bob"},
+        True,
+    ),
+    (
+        "alice",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": OCPP[1], "validity": 3600},
+        True,
+    ),
+    (
+        "alice",
+        "did",
+        "revoke_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": OCPP[1]},
+        True,
+    ),
+    (
+        "alice",
+        "did",
+        "revoke_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": "never set"},
+        False,
+    ),
     ("alice", "did", "change_owner", {"identity": "alice", "new_owner": "bob"}, True),
-    ("alice", "did", "set_attribute", {"identity": "alice", "name": OCPP[0], "value": OCPP[1],
-                                       "validity": 3600}, False),
-    ("bob", "did", "set_attribute", {"identity": "alice", "name": OCPP[0], "value": OCPP[1],
-                                     "validity": 3600}, True),
-    ("carol", "anchor", "put", {"hash": HASH_1, "kind": "cdr.batch",
-                                "meta": {"sessions": "2", "operator": "carol"}}, True),
+    (
+        "alice",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": OCPP[1], "validity": 3600},
+        False,
+    ),
+    (
+        "bob",
+        "did",
+        "set_attribute",
+        {"identity": "alice", "name": OCPP[0], "value": OCPP[1], "validity": 3600},
+        True,
+    ),
+    (
+        "carol",
+        "anchor",
+        "put",
+        {"hash": HASH_1, "kind": "cdr.batch", "meta": {"sessions": "2", "operator": "carol"}},
+        True,
+    ),
     ("bob", "anchor", "put", {"hash": HASH_1, "kind": "cdr.batch"}, False),
     ("bob", "anchor", "put", {"hash": HASH_2, "kind": "ec"}, True),
     ("bob", "anchor", "put", {"hash": "0x1234", "kind": "ec"}, False),
 ]
 ESCROWS = ("s1", "s2", "s3", "s4", "s5")
 # Heights and times: each engine's own.
-_TIMES = {"opened", "openedAt", "deadline", "closed", "validTo", "previousChange", "changed",
-          "block", "timestamp"}
+_TIMES = {
+    "opened",
+    "openedAt",
+    "deadline",
+    "closed",
+    "validTo",
+    "previousChange",
+    "changed",
+    "block",
+    "timestamp",
+}
 
 
 @pytest.fixture
@@ -148,8 +228,9 @@ def _comparable_logs(module: str, receipt: Receipt | None) -> list[dict[str, Any
     return [_timeless(log) for log in logs]
 
 
-def _run(ledger: Ledger, submitter: Submitter, module: str, method: str, args: dict[str, Any]
-         ) -> Receipt | None:
+def _run(
+    ledger: Ledger, submitter: Submitter, module: str, method: str, args: dict[str, Any]
+) -> Receipt | None:
     """The receipt, or None when the engine refused the call before it reached a block (the evm
     engine checks arguments before it signs, where the local engine keeps a failed receipt)."""
     try:
@@ -161,18 +242,28 @@ def _run(ledger: Ledger, submitter: Submitter, module: str, method: str, args: d
 def _state(ledger: Ledger, accounts: dict[str, Account]) -> dict[str, Any]:
     at = ledger.head().timestamp
     return {
-        "balances": {name: ledger.query("token", "balance_of", symbol="EUR", owner=a.address)
-                     for name, a in accounts.items()},
+        "balances": {
+            name: ledger.query("token", "balance_of", symbol="EUR", owner=a.address)
+            for name, a in accounts.items()
+        },
         "token": ledger.query("token", "info", symbol="EUR"),
         "no token": ledger.query("token", "info", symbol="USD"),
         "escrowed": ledger.query("escrow", "total", symbol="EUR"),
         "escrows": {e: _timeless(ledger.query("escrow", "get", escrow_id=e)) for e in ESCROWS},
-        "dids": {name: _timeless(ledger.query("did", "record", identity=a.address, at=at))
-                 for name, a in accounts.items()},
+        "dids": {
+            name: _timeless(ledger.query("did", "record", identity=a.address, at=at))
+            for name, a in accounts.items()
+        },
         "owner": ledger.query("did", "owner", identity=accounts["alice"].address),
         "delegates": [
-            ledger.query("did", "valid_delegate", identity=accounts["alice"].address,
-                         delegate_type=kind, delegate=accounts[who].address, at=at)
+            ledger.query(
+                "did",
+                "valid_delegate",
+                identity=accounts["alice"].address,
+                delegate_type=kind,
+                delegate=accounts[who].address,
+                at=at,
+            )
             for kind, who in (("veriKey", "carol"), ("sigAuth", "bob"))
         ],
         "anchors": [_timeless(ledger.query("anchor", "get", hash=h)) for h in (HASH_1, HASH_2)],
@@ -180,7 +271,10 @@ def _state(ledger: Ledger, accounts: dict[str, Account]) -> dict[str, Any]:
 
 
 def test_local_and_evm_engines_agree(
-    local: LocalLedger, evm_ledger: EvmLedger, evm_node: Node, clock: SimulatedClock,
+    local: LocalLedger,
+    evm_ledger: EvmLedger,
+    evm_node: Node,
+    clock: SimulatedClock,
     anchor: Account,
 ) -> None:
     accounts = {"anchor": anchor, **{name: Account.generate() for name in ACTORS}}
@@ -199,8 +293,10 @@ def test_local_and_evm_engines_agree(
             continue
         actor, module, method, args, expected = step
         resolved = {k: resolve(v) for k, v in args.items()}
-        outcomes = [_run(ledger, submitters[actor], module, method, resolved)
-                    for ledger, submitters in engines]
+        outcomes = [
+            _run(ledger, submitters[actor], module, method, resolved)
+            for ledger, submitters in engines
+        ]
         label = f"{actor} {module}.{method} {args}"
         local_receipt, evm_receipt = outcomes
         assert local_receipt is not None, label  # the local engine keeps every call in a block

@@ -61,17 +61,38 @@ def cdr_hash(session: str) -> str:
     return to_hex(keccak256(session.encode()))
 
 
-def open_tx(driver: Submitter, escrow_id: str, payee: Submitter, operator: Submitter,
-            amount: int, timeout: int = HOUR) -> SignedTransaction:
-    return driver.sign("escrow", "open", escrow_id=escrow_id, symbol=SYMBOL, payee=payee.address,
-                       operator=operator.address, amount=amount, timeout=timeout)
+def open_tx(
+    driver: Submitter,
+    escrow_id: str,
+    payee: Submitter,
+    operator: Submitter,
+    amount: int,
+    timeout: int = HOUR,
+) -> SignedTransaction:
+    return driver.sign(
+        "escrow",
+        "open",
+        escrow_id=escrow_id,
+        symbol=SYMBOL,
+        payee=payee.address,
+        operator=operator.address,
+        amount=amount,
+        timeout=timeout,
+    )
 
 
-def settle_tx(operator: Submitter, escrow_id: str, payee_amount: int, fee_amount: int
-              ) -> SignedTransaction:
-    return operator.sign("escrow", "settle", escrow_id=escrow_id, payee_amount=payee_amount,
-                         fee_amount=fee_amount, fee_payee=operator.address,
-                         record_hash=cdr_hash(escrow_id))
+def settle_tx(
+    operator: Submitter, escrow_id: str, payee_amount: int, fee_amount: int
+) -> SignedTransaction:
+    return operator.sign(
+        "escrow",
+        "settle",
+        escrow_id=escrow_id,
+        payee_amount=payee_amount,
+        fee_amount=fee_amount,
+        fee_payee=operator.address,
+        record_hash=cdr_hash(escrow_id),
+    )
 
 
 def escrowed(ledger: LocalLedger) -> int:
@@ -97,7 +118,10 @@ def test_settle_pays_payee_and_fee_and_refunds_the_rest(
     record = ledger.query("escrow", "get", escrow_id="session-1")
     assert record["state"] == "open" and record["deadline"] == record["openedAt"] + HOUR
     assert (record["payer"], record["payee"], record["operator"]) == (
-        driver.address, cpo.address, operator.address)
+        driver.address,
+        cpo.address,
+        operator.address,
+    )
 
     ledger.submit(settle_tx(operator, "session-1", 2_400, 100)).raise_for_status()
     assert balance(ledger, cpo) == 2_400
@@ -134,9 +158,17 @@ def test_only_the_operator_settles_and_never_beyond_the_amount(
     ledger: LocalLedger, driver: Submitter, cpo: Submitter, operator: Submitter
 ) -> None:
     ledger.submit(open_tx(driver, "s1", cpo, operator, 1_000)).raise_for_status()
-    by_payee = ledger.submit(cpo.sign(
-        "escrow", "settle", escrow_id="s1", payee_amount=1_000, fee_amount=0,
-        fee_payee=cpo.address, record_hash=cdr_hash("s1")))
+    by_payee = ledger.submit(
+        cpo.sign(
+            "escrow",
+            "settle",
+            escrow_id="s1",
+            payee_amount=1_000,
+            fee_amount=0,
+            fee_payee=cpo.address,
+            record_hash=cdr_hash("s1"),
+        )
+    )
     assert not by_payee.ok and "only the operator" in by_payee.error
     too_much = ledger.submit(settle_tx(operator, "s1", 950, 51))
     assert not too_much.ok and "holds 1000" in too_much.error
@@ -160,9 +192,18 @@ def test_open_is_refused_when_duplicate_unfunded_or_empty(
         assert not ledger.submit(open_tx(driver, "s3", cpo, operator, amount)).ok
     assert not ledger.submit(open_tx(driver, "s4", cpo, operator, 10, timeout=0)).ok
     assert not ledger.submit(open_tx(driver, "bad/id", cpo, operator, 10)).ok
-    unknown = ledger.submit(driver.sign(
-        "escrow", "open", escrow_id="s5", symbol="USD", payee=cpo.address,
-        operator=operator.address, amount=10, timeout=HOUR))
+    unknown = ledger.submit(
+        driver.sign(
+            "escrow",
+            "open",
+            escrow_id="s5",
+            symbol="USD",
+            payee=cpo.address,
+            operator=operator.address,
+            amount=10,
+            timeout=HOUR,
+        )
+    )
     assert not unknown.ok and "no token USD" in unknown.error
     assert ledger.query("escrow", "get", escrow_id="s2") is None
     assert (balance(ledger, driver), escrowed(ledger)) == (9_000, 1_000)
@@ -170,7 +211,10 @@ def test_open_is_refused_when_duplicate_unfunded_or_empty(
 
 
 def test_anyone_refunds_after_the_deadline_only(
-    ledger: LocalLedger, clock: SimulatedClock, driver: Submitter, cpo: Submitter,
+    ledger: LocalLedger,
+    clock: SimulatedClock,
+    driver: Submitter,
+    cpo: Submitter,
     operator: Submitter,
 ) -> None:
     ledger.submit(open_tx(driver, "s1", cpo, operator, 1_000)).raise_for_status()
@@ -205,8 +249,9 @@ class Sessions:
     """Random charging traffic: top-ups, opens (some unfunded), settles (some twice or too large),
     refunds by the operator, by strangers before and after the deadline, and time passing."""
 
-    def __init__(self, ledger: LocalLedger, issuer: Submitter, clock: SimulatedClock,
-                 rng: random.Random) -> None:
+    def __init__(
+        self, ledger: LocalLedger, issuer: Submitter, clock: SimulatedClock, rng: random.Random
+    ) -> None:
         self.ledger, self.issuer, self.clock, self.rng = ledger, issuer, clock, rng
         self.drivers = [Submitter(ledger, Account.generate()) for _ in range(3)]
         self.cpos = [Submitter(ledger, Account.generate()) for _ in range(2)]
@@ -222,8 +267,16 @@ class Sessions:
             elif roll < 0.5 or not self.ids:
                 escrow_id = f"session-{len(self.ids)}"
                 self.ids.append(escrow_id)
-                txs.append(open_tx(rng.choice(self.drivers), escrow_id, rng.choice(self.cpos),
-                                   self.operator, rng.randint(1, 3_000), rng.randint(1, 4) * HOUR))
+                txs.append(
+                    open_tx(
+                        rng.choice(self.drivers),
+                        escrow_id,
+                        rng.choice(self.cpos),
+                        self.operator,
+                        rng.randint(1, 3_000),
+                        rng.randint(1, 4) * HOUR,
+                    )
+                )
             elif roll < 0.8:
                 amount = rng.randint(0, 1_500)
                 fee = rng.randint(0, 150)
@@ -270,13 +323,31 @@ def test_random_sessions_keep_supply_equal_to_balances_plus_escrows(
 def test_found_token_is_needed_before_escrow(ledger: LocalLedger, anchor: Account) -> None:
     """Opening before the token exists fails; after it is founded, the same payer succeeds."""
     payer = Submitter(ledger, anchor)
-    first = ledger.submit(payer.sign("escrow", "open", escrow_id="s1", symbol=SYMBOL,
-                                     payee=anchor.address, operator=anchor.address, amount=1,
-                                     timeout=HOUR))
+    first = ledger.submit(
+        payer.sign(
+            "escrow",
+            "open",
+            escrow_id="s1",
+            symbol=SYMBOL,
+            payee=anchor.address,
+            operator=anchor.address,
+            amount=1,
+            timeout=HOUR,
+        )
+    )
     assert not first.ok and f"no token {SYMBOL}" in first.error
     found_token(payer)
     ledger.submit(mint(payer, payer, 5)).raise_for_status()
-    assert ledger.submit(payer.sign("escrow", "open", escrow_id="s1", symbol=SYMBOL,
-                                    payee=anchor.address, operator=anchor.address, amount=5,
-                                    timeout=HOUR)).ok
+    assert ledger.submit(
+        payer.sign(
+            "escrow",
+            "open",
+            escrow_id="s1",
+            symbol=SYMBOL,
+            payee=anchor.address,
+            operator=anchor.address,
+            amount=5,
+            timeout=HOUR,
+        )
+    ).ok
     check_supply(ledger)

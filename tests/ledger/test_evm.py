@@ -43,8 +43,9 @@ def test_transactions_are_ethereum_transactions_of_the_signer(
     assert stx.signer() == treasury.address
     receipt = evm_ledger.submit(stx).raise_for_status()
     assert receipt.tx_hash == stx.hash_hex
-    assert receipt.logs == [{"event": "Transfer", "symbol": "EUR", "from": None,
-                             "to": alice.address, "amount": 500}]
+    assert receipt.logs == [
+        {"event": "Transfer", "symbol": "EUR", "from": None, "to": alice.address, "amount": 500}
+    ]
 
     decoded, again = evm_ledger.transaction(stx.hash_hex)
     assert decoded.tx == stx.tx
@@ -60,12 +61,19 @@ def test_replays_and_foreign_signatures_are_refused(
     evm_ledger.submit(stx).raise_for_status()
     with pytest.raises(NonceError, match="replay"):
         evm_ledger.submit(stx)
-    local_form = Transaction(evm_ledger.chain_id, anchor.address, evm_ledger.nonce(
-        anchor.address), "token", "burn", {"symbol": "EUR", "amount": 1}).sign(anchor)
+    local_form = Transaction(
+        evm_ledger.chain_id,
+        anchor.address,
+        evm_ledger.nonce(anchor.address),
+        "token",
+        "burn",
+        {"symbol": "EUR", "amount": 1},
+    ).sign(anchor)
     with pytest.raises(ValidationError, match="signed by its own"):
         evm_ledger.submit(local_form)
-    other_chain = Transaction(evm_ledger.chain_id + 1, anchor.address, 0, "token", "burn",
-                              {"symbol": "EUR", "amount": 1})
+    other_chain = Transaction(
+        evm_ledger.chain_id + 1, anchor.address, 0, "token", "burn", {"symbol": "EUR", "amount": 1}
+    )
     with pytest.raises(ValidationError, match="chain"):
         evm_ledger.sign(other_chain, anchor)
     assert evm_ledger.query("token", "balance_of", symbol="EUR", owner=anchor.address) == 5
@@ -79,8 +87,9 @@ def test_failed_calls_keep_the_revert_reason_and_the_nonce_moves_on(
     assert not receipt.ok and receipt.error == "insufficient balance" and receipt.logs == []
     assert evm_ledger.nonce(treasury.address) == before + 1
     with pytest.raises(ValidationError, match=r"no contract for entity\.onboard"):
-        treasury.sign("entity", "onboard", subject=treasury.address, kind="user",
-                      ec_hash="0x" + "00" * 32)
+        treasury.sign(
+            "entity", "onboard", subject=treasury.address, kind="user", ec_hash="0x" + "00" * 32
+        )
     with pytest.raises(ValidationError, match="amount"):
         treasury.sign("token", "mint", symbol="EUR", to=treasury.address, amount=0)
     treasury.call("token", "mint", symbol="EUR", to=treasury.address, amount=3)  # no nonce gap
@@ -88,11 +97,13 @@ def test_failed_calls_keep_the_revert_reason_and_the_nonce_moves_on(
 
 def test_batches_are_sent_in_order(evm_ledger: EvmLedger, treasury: Submitter) -> None:
     bob = Account.generate()
-    receipts = evm_ledger.submit_many([
-        treasury.sign("token", "mint", symbol="EUR", to=treasury.address, amount=100),
-        treasury.sign("token", "transfer", symbol="EUR", to=bob.address, amount=60),
-        treasury.sign("token", "transfer", symbol="EUR", to=bob.address, amount=60),
-    ])
+    receipts = evm_ledger.submit_many(
+        [
+            treasury.sign("token", "mint", symbol="EUR", to=treasury.address, amount=100),
+            treasury.sign("token", "transfer", symbol="EUR", to=bob.address, amount=60),
+            treasury.sign("token", "transfer", symbol="EUR", to=bob.address, amount=60),
+        ]
+    )
     assert [r.ok for r in receipts] == [True, True, False]
     assert evm_ledger.query("token", "balance_of", symbol="EUR", owner=bob.address) == 60
 
@@ -122,11 +133,15 @@ def test_inclusion_proof_reaches_the_transactions_root(
     assert isinstance(proof, PatriciaProof)
 
 
-@pytest.mark.parametrize("fees", [
-    {"gasPrice": 3 * 10**9},
-    {"type": 1, "gasPrice": 3 * 10**9, "accessList": []},
-    {"type": 2, "maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9},
-], ids=["legacy", "eip2930", "eip1559"])
+@pytest.mark.parametrize(
+    "fees",
+    [
+        {"gasPrice": 3 * 10**9},
+        {"type": 1, "gasPrice": 3 * 10**9, "accessList": []},
+        {"type": 2, "maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9},
+    ],
+    ids=["legacy", "eip2930", "eip1559"],
+)
 def test_signed_bytes_are_rebuilt_from_what_the_node_returns(
     evm_ledger: EvmLedger, evm_node: Node, fees: dict[str, int]
 ) -> None:
@@ -136,8 +151,15 @@ def test_signed_bytes_are_rebuilt_from_what_the_node_returns(
 
     sender = Account.generate()
     evm_ledger.fund(sender.address)
-    fields = {"chainId": evm_ledger.chain_id, "nonce": 0, "gas": 21_000, "value": 1,
-              "to": Web3.to_checksum_address(Account.generate().address), "data": b"", **fees}
+    fields = {
+        "chainId": evm_ledger.chain_id,
+        "nonce": 0,
+        "gas": 21_000,
+        "value": 1,
+        "to": Web3.to_checksum_address(Account.generate().address),
+        "data": b"",
+        **fees,
+    }
     signed = EthAccount.sign_transaction(fields, sender.private_key)
     web3 = evm_node.web3
     tx_hash = web3.eth.send_raw_transaction(signed.raw_transaction)
@@ -185,8 +207,12 @@ def test_settings_need_an_rpc_url_for_the_evm_engine(tmp_path: Path) -> None:
 
 @needs_rpc
 def test_platform_opens_the_evm_engine(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, ledger="evm", rpc_url=os.environ[EVM_RPC_ENV],
-                        evm_dev_funding_wei=GAS_MONEY)
+    settings = Settings(
+        data_dir=tmp_path,
+        ledger="evm",
+        rpc_url=os.environ[EVM_RPC_ENV],
+        evm_dev_funding_wei=GAS_MONEY,
+    )
     platform = open_platform(settings)
     try:
         assert platform.ledger.engine_name == "evm"
@@ -206,7 +232,8 @@ def test_platform_opens_the_evm_engine(tmp_path: Path) -> None:
 @needs_rpc
 def test_cli_runs_on_the_evm_engine(tmp_path: Path) -> None:
     (tmp_path / "evgi.toml").write_text(f"evm_dev_funding_wei = {GAS_MONEY}\n")
-    result = run_evgi(tmp_path, "--ledger", "evm", "--rpc", os.environ[EVM_RPC_ENV],
-                      "ledger", "show")
+    result = run_evgi(
+        tmp_path, "--ledger", "evm", "--rpc", os.environ[EVM_RPC_ENV], "ledger", "show"
+    )
     assert result.returncode == 0, result.stderr
     assert "engine evm" in result.stdout

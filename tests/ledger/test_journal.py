@@ -55,15 +55,27 @@ def test_token_flows_move_balances_and_supply(
     alice, bob, _ = holders
     ledger.submit(mint(issuer, alice, 1000)).raise_for_status()
     receipt = ledger.submit(pay(alice, bob, 300)).raise_for_status()
-    assert receipt.logs == [{"event": "Transfer", "symbol": SYMBOL, "from": alice.address,
-                             "to": bob.address, "amount": 300}]
+    assert receipt.logs == [
+        {
+            "event": "Transfer",
+            "symbol": SYMBOL,
+            "from": alice.address,
+            "to": bob.address,
+            "amount": 300,
+        }
+    ]
     ledger.submit(mint(issuer, issuer, 50)).raise_for_status()
     issuer.call("token", "burn", symbol=SYMBOL, amount=20)
 
     assert [balance(ledger, s) for s in (alice, bob, issuer)] == [700, 300, 30]
     info = ledger.query("token", "info", symbol=SYMBOL)
-    assert info == {"symbol": SYMBOL, "currency": "EUR", "decimals": 2,
-                    "admin": issuer.address, "supply": 1030}
+    assert info == {
+        "symbol": SYMBOL,
+        "currency": "EUR",
+        "decimals": 2,
+        "admin": issuer.address,
+        "supply": 1030,
+    }
     with pytest.raises(ExecutionError, match="not an issuer"):
         alice.call("token", "mint", symbol=SYMBOL, to=alice.address, amount=1)
     check_books(ledger)
@@ -72,8 +84,12 @@ def test_token_flows_move_balances_and_supply(
 
 @pytest.mark.parametrize("where", ["same ledger", "other ledger on the database"])
 def test_replayed_transaction_is_rejected(
-    ledger: LocalLedger, open_ledger: LedgerOpener, db: Engine, issuer: Submitter,
-    holders: Holders, where: str,
+    ledger: LocalLedger,
+    open_ledger: LedgerOpener,
+    db: Engine,
+    issuer: Submitter,
+    holders: Holders,
+    where: str,
 ) -> None:
     alice = holders[0]
     other = open_ledger() if where != "same ledger" else ledger
@@ -105,13 +121,22 @@ def test_nonce_gap_is_rejected(
     ledger: LocalLedger, db: Engine, issuer: Submitter, holders: Holders
 ) -> None:
     nonce = ledger.nonce(issuer.address)
-    ahead = Transaction(ledger.chain_id, issuer.address, nonce + 1, "token", "mint",
-                        {"symbol": SYMBOL, "to": holders[0].address, "amount": 10})
+    ahead = Transaction(
+        ledger.chain_id,
+        issuer.address,
+        nonce + 1,
+        "token",
+        "mint",
+        {"symbol": SYMBOL, "to": holders[0].address, "amount": 10},
+    )
     head, count = ledger.head(), stored_transactions(db)
     with pytest.raises(NonceError, match="ahead"):
         ledger.submit(ahead.sign(issuer.account))
     assert (ledger.head(), stored_transactions(db), ledger.nonce(issuer.address)) == (
-        head, count, nonce)
+        head,
+        count,
+        nonce,
+    )
 
 
 def _flip_signature_bit(stx: SignedTransaction) -> SignedTransaction:
@@ -140,8 +165,12 @@ FORGERIES: dict[str, Callable[[SignedTransaction], SignedTransaction]] = {
 @pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES)
 @pytest.mark.parametrize("batch", [1, 70], ids=["alone", "last-of-70"])
 def test_forged_signature_is_rejected_and_nothing_stored(
-    ledger: LocalLedger, db: Engine, issuer: Submitter, holders: Holders,
-    forge: Callable[[SignedTransaction], SignedTransaction], batch: int,
+    ledger: LocalLedger,
+    db: Engine,
+    issuer: Submitter,
+    holders: Holders,
+    forge: Callable[[SignedTransaction], SignedTransaction],
+    batch: int,
 ) -> None:
     """70 transactions take the parallel signature check; the forgery sits in its second half."""
     alice = holders[0]
@@ -156,9 +185,14 @@ def test_forged_signature_is_rejected_and_nothing_stored(
 def test_transaction_for_another_chain_is_rejected(
     ledger: LocalLedger, db: Engine, issuer: Submitter, holders: Holders
 ) -> None:
-    foreign = Transaction(ledger.chain_id + 1, issuer.address, ledger.nonce(issuer.address),
-                          "token", "mint", {"symbol": SYMBOL, "to": holders[0].address,
-                                            "amount": 10})
+    foreign = Transaction(
+        ledger.chain_id + 1,
+        issuer.address,
+        ledger.nonce(issuer.address),
+        "token",
+        "mint",
+        {"symbol": SYMBOL, "to": holders[0].address, "amount": 10},
+    )
     head, count = ledger.head(), stored_transactions(db)
     with pytest.raises(ValidationError, match="chain"):
         ledger.submit(foreign.sign(issuer.account))
@@ -175,8 +209,12 @@ FAILURES: dict[str, tuple[str, dict[str, Any], str]] = {
 
 @pytest.mark.parametrize(("method", "args", "error"), FAILURES.values(), ids=FAILURES)
 def test_failing_method_is_kept_as_failed_receipt_and_advances_the_nonce(
-    ledger: LocalLedger, issuer: Submitter, holders: Holders,
-    method: str, args: dict[str, Any], error: str,
+    ledger: LocalLedger,
+    issuer: Submitter,
+    holders: Holders,
+    method: str,
+    args: dict[str, Any],
+    error: str,
 ) -> None:
     alice, bob, _ = holders
     ledger.submit(mint(issuer, alice, 100)).raise_for_status()
@@ -200,9 +238,7 @@ def test_failing_method_is_kept_as_failed_receipt_and_advances_the_nonce(
 
 
 @pytest.fixture
-def five_mints(
-    ledger: LocalLedger, issuer: Submitter, holders: Holders
-) -> list[SignedTransaction]:
+def five_mints(ledger: LocalLedger, issuer: Submitter, holders: Holders) -> list[SignedTransaction]:
     """One block of five leaves: the odd one is carried up a level, the shape likeliest to break."""
     txs = [mint(issuer, holders[i % 3], i + 1) for i in range(5)]
     ledger.submit_many(txs)
@@ -265,7 +301,8 @@ TAMPERINGS: dict[str, Callable[[dict[str, Any]], object]] = {
 
 @pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS)
 def test_tampered_inclusion_proof_fails(
-    ledger: LocalLedger, five_mints: list[SignedTransaction],
+    ledger: LocalLedger,
+    five_mints: list[SignedTransaction],
     tamper: Callable[[dict[str, Any]], object],
 ) -> None:
     data = ledger.proof(five_mints[2].hash_hex).to_json()
@@ -276,7 +313,10 @@ def test_tampered_inclusion_proof_fails(
 
 
 def test_reopened_ledger_continues_from_its_head(
-    ledger: LocalLedger, open_ledger: LedgerOpener, anchor: Account, issuer: Submitter,
+    ledger: LocalLedger,
+    open_ledger: LedgerOpener,
+    anchor: Account,
+    issuer: Submitter,
     holders: Holders,
 ) -> None:
     alice, bob, carol = holders
@@ -296,7 +336,8 @@ def test_reopened_ledger_continues_from_its_head(
     assert [reopened.nonce(s.address) for s in everyone] == nonces
     assert [balance(reopened, s) for s in everyone] == balances
     receipt = Submitter(reopened, bob.account).call(
-        "token", "transfer", symbol=SYMBOL, to=carol.address, amount=50)
+        "token", "transfer", symbol=SYMBOL, to=carol.address, amount=50
+    )
     assert receipt.block == head.height + 1
     assert reopened.block(receipt.block).prev_hash == head.compute_hash()
     assert reopened.nonce(bob.address) == 2
@@ -361,7 +402,15 @@ def test_blocks_are_cut_at_block_max_transactions(
     receipts = small.submit_many([mint(issuer, holder, 1) for _ in range(8)])
 
     assert [(r.block - start, r.position) for r in receipts] == [
-        (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1)]
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (3, 0),
+        (3, 1),
+    ]
     assert [small.block(start + i).tx_count for i in (1, 2, 3)] == [3, 3, 2]
     assert small.head().height == start + 3
     assert balance(small, holder) == 8
@@ -377,8 +426,14 @@ def test_batch_keeps_blocks_before_the_one_that_is_refused(
     holder = Submitter(small, Account.generate())
     start = small.head().height
     good = [mint(issuer, holder, 1) for _ in range(3)]
-    gap = Transaction(small.chain_id, issuer.address, good[-1].tx.nonce + 2, "token", "mint",
-                      {"symbol": SYMBOL, "to": holder.address, "amount": 1}).sign(anchor)
+    gap = Transaction(
+        small.chain_id,
+        issuer.address,
+        good[-1].tx.nonce + 2,
+        "token",
+        "mint",
+        {"symbol": SYMBOL, "to": holder.address, "amount": 1},
+    ).sign(anchor)
 
     with pytest.raises(NonceError):
         small.submit_many([*good, gap])

@@ -24,8 +24,9 @@ LIFETIME_SECONDS = 120
 
 def main(argv: list[str]) -> None:
     url, chain_id, seed, issuer_key, *holder_keys = argv
-    ledger = open_local_ledger(open_database(url), int(chain_id),
-                               block_max_transactions=BLOCK_MAX_TRANSACTIONS)
+    ledger = open_local_ledger(
+        open_database(url), int(chain_id), block_max_transactions=BLOCK_MAX_TRANSACTIONS
+    )
     issuer = Submitter(ledger, Account.from_hex(issuer_key))
     if ledger.query("token", "info", symbol=SYMBOL) is None:
         found_token(issuer)

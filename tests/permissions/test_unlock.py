@@ -31,8 +31,13 @@ def refusal(call: object, *args: object) -> Refusal:
 
 def grant(scene: Scene, to: Account, role: Role = Role.READER, days: float = 30) -> str:
     issued = issue_access_certificate(
-        scene.as_(scene.driver), to.address, scene.bucket.id, scene.bucket.uri, role,
-        scene.expires(days), scene.clock,
+        scene.as_(scene.driver),
+        to.address,
+        scene.bucket.id,
+        scene.bucket.uri,
+        role,
+        scene.expires(days),
+        scene.clock,
     )
     return issued.hash
 
@@ -59,7 +64,11 @@ def test_no_grant_is_refused(scene: Scene) -> None:
 def test_forged_and_missing_signatures(scene: Scene) -> None:
     grant(scene, scene.oem)
     forged = sign_unlock_request(
-        Account.generate(), scene.chain_id, scene.host.did, scene.bucket.id, Role.READER,
+        Account.generate(),
+        scene.chain_id,
+        scene.host.did,
+        scene.bucket.id,
+        Role.READER,
         scene.clock.now(),
     )
     forged["accessor"] = scene.did(scene.oem)  # claims to be the OEM, signed by another key
@@ -90,13 +99,21 @@ def test_replayed_stale_and_misaddressed_requests(scene: Scene) -> None:
     scene.clock.advance(timedelta(minutes=3))
     assert refusal(scene.host.unlock, old).reason is Reason.STALE
     future = sign_unlock_request(
-        scene.oem, scene.chain_id, scene.host.did, scene.bucket.id, Role.READER,
+        scene.oem,
+        scene.chain_id,
+        scene.host.did,
+        scene.bucket.id,
+        Role.READER,
         scene.clock.now() + timedelta(minutes=5),
     )
     assert refusal(scene.host.unlock, future).reason is Reason.STALE
 
     elsewhere = sign_unlock_request(
-        scene.oem, scene.chain_id, scene.did(Account.generate()), scene.bucket.id, Role.READER,
+        scene.oem,
+        scene.chain_id,
+        scene.did(Account.generate()),
+        scene.bucket.id,
+        Role.READER,
         scene.clock.now(),
     )
     assert refusal(scene.host.unlock, elsewhere).reason is Reason.WRONG_HOST
@@ -124,7 +141,9 @@ def test_expired_access_certificate(scene: Scene) -> None:
     refused = refusal(scene.host.unlock, scene.unlock_request(scene.oem))
     assert refused.reason is Reason.EXPIRED and refused.status == 403
     assert refusal(scene.host.read, session.token, scene.bucket.id).reason in (
-        Reason.SESSION_EXPIRED, Reason.EXPIRED)
+        Reason.SESSION_EXPIRED,
+        Reason.EXPIRED,
+    )
 
 
 def test_revoked_access_certificate_ends_open_sessions_too(scene: Scene) -> None:
@@ -157,7 +176,8 @@ def test_offboarded_and_unknown_accessors(scene: Scene) -> None:
     assert refused.reason is Reason.OFFBOARDED and "off-boarded in block" in refused.message
     stranger = Account.generate()
     assert refusal(scene.host.unlock, scene.unlock_request(stranger)).reason is (
-        Reason.NOT_ONBOARDED)
+        Reason.NOT_ONBOARDED
+    )
 
 
 def test_unknown_container(scene: Scene) -> None:
@@ -171,26 +191,40 @@ def test_unknown_container(scene: Scene) -> None:
 
 def test_roles_and_session_scope(scene: Scene) -> None:
     grant(scene, scene.oem, Role.READER)
-    assert refusal(
-        scene.host.unlock, scene.unlock_request(scene.oem, Role.WRITER)
-    ).reason is Reason.NOT_GRANTED
+    assert (
+        refusal(scene.host.unlock, scene.unlock_request(scene.oem, Role.WRITER)).reason
+        is Reason.NOT_GRANTED
+    )
     reader, _ = scene.host.unlock(scene.unlock_request(scene.oem))
     assert refusal(scene.host.write, reader.token, scene.bucket.id, [{}]).reason is (
-        Reason.OUT_OF_SCOPE)
+        Reason.OUT_OF_SCOPE
+    )
     assert refusal(scene.host.audit, reader.token, scene.bucket.id).reason is Reason.OUT_OF_SCOPE
     payload, _, mac = reader.token.partition(".")
     assert refusal(scene.host.read, payload + "x." + mac, scene.bucket.id).reason is (
-        Reason.BAD_TOKEN)
+        Reason.BAD_TOKEN
+    )
     assert refusal(scene.host.read, "nonsense", scene.bucket.id).reason is Reason.BAD_TOKEN
     scene.clock.advance(timedelta(minutes=16))
     assert refusal(scene.host.read, reader.token, scene.bucket.id).reason is (
-        Reason.SESSION_EXPIRED)
+        Reason.SESSION_EXPIRED
+    )
 
     grant(scene, scene.insurer, Role.WRITER)
     writer, _ = scene.host.unlock(scene.unlock_request(scene.insurer, Role.WRITER))
-    registration = scene.host.write(writer.token, scene.bucket.id, [
-        {"battery": scene.did(scene.oem), "measuredAt": "2025-06-01T00:00:00Z",
-         "stateOfHealthPercent": 97.0, "usableCapacityWh": 76_000, "equivalentFullCycles": 90}])
+    registration = scene.host.write(
+        writer.token,
+        scene.bucket.id,
+        [
+            {
+                "battery": scene.did(scene.oem),
+                "measuredAt": "2025-06-01T00:00:00Z",
+                "stateOfHealthPercent": 97.0,
+                "usableCapacityWh": 76_000,
+                "equivalentFullCycles": 90,
+            }
+        ],
+    )
     assert registration.receipt.ok
     invalid = refusal(scene.host.write, writer.token, scene.bucket.id, [{"soh": 1}])
     assert invalid.reason is Reason.INVALID_DATA and invalid.status == 422
@@ -198,20 +232,26 @@ def test_roles_and_session_scope(scene: Scene) -> None:
 
 def test_groups_follow_group_permission_changes(scene: Scene) -> None:
     owner = scene.as_(scene.driver)
-    issue_group_change(owner, "fleet", add=[scene.did(scene.oem)],
-                       grant=[(scene.bucket.id, Role.READER)], clock=scene.clock)
+    issue_group_change(
+        owner,
+        "fleet",
+        add=[scene.did(scene.oem)],
+        grant=[(scene.bucket.id, Role.READER)],
+        clock=scene.clock,
+    )
     session, _ = scene.host.unlock(scene.unlock_request(scene.oem))
     assert session.grant == "group:fleet"
     assert refusal(scene.host.unlock, scene.unlock_request(scene.insurer)).reason is (
-        Reason.NOT_GRANTED)
+        Reason.NOT_GRANTED
+    )
     issue_group_change(owner, "fleet", remove=[scene.oem.address], clock=scene.clock)
     assert refusal(scene.host.read, session.token, scene.bucket.id).reason is Reason.NOT_GRANTED
     issue_group_change(owner, "fleet", add=[scene.oem.address], clock=scene.clock)
     scene.host.unlock(scene.unlock_request(scene.oem))
-    issue_group_change(owner, "fleet", withdraw=[(scene.bucket.id, Role.READER)],
-                       clock=scene.clock)
+    issue_group_change(owner, "fleet", withdraw=[(scene.bucket.id, Role.READER)], clock=scene.clock)
     assert refusal(scene.host.unlock, scene.unlock_request(scene.oem)).reason is (
-        Reason.NOT_GRANTED)
+        Reason.NOT_GRANTED
+    )
 
 
 def test_a_revocation_by_another_process_is_seen_at_once(scene: Scene, db_url: str) -> None:
@@ -222,7 +262,8 @@ def test_a_revocation_by_another_process_is_seen_at_once(scene: Scene, db_url: s
     ac = grant(scene, scene.oem)
     session, _ = scene.host.unlock(scene.unlock_request(scene.oem))
     other = open_platform(
-        Settings(data_dir=scene.platform.settings.data_dir, database_url=db_url), scene.clock)
+        Settings(data_dir=scene.platform.settings.data_dir, database_url=db_url), scene.clock
+    )
     try:
         issue_revocation_certificate(other.submitter(scene.driver), ac, scene.clock)
     finally:

@@ -84,7 +84,8 @@ def test_server_certificate(authority: CertificateAuthority) -> None:
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["localhost", "csms.example.test"]
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == [
-        "127.0.0.1", "10.1.2.3",
+        "127.0.0.1",
+        "10.1.2.3",
     ]
     usage = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
@@ -116,8 +117,11 @@ def test_station_certificate_follows_the_ocpp_whitepaper(
 
 @pytest.mark.parametrize(
     "key",
-    [ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1()),
-     rsa.generate_private_key(65537, 2048)],
+    [
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP384R1()),
+        rsa.generate_private_key(65537, 2048),
+    ],
     ids=["p256", "p384", "rsa2048"],
 )
 def test_csr_is_signed(authority: CertificateAuthority, key: PrivateKey) -> None:
@@ -208,7 +212,10 @@ def test_lenient_loader_reads_every_iso15118_test_certificate() -> None:
     assert not cps.is_ca and cps.path_length is None
     assert cps.key_usage == {"digital_signature"}
     assert read["DEICECOPNCCERT"].key_usage == {
-        "digital_signature", "content_commitment", "key_encipherment", "key_agreement"
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "key_agreement",
     }
 
     root = read["V2G_Root_CA_QA_G1"]
@@ -218,8 +225,7 @@ def test_lenient_loader_reads_every_iso15118_test_certificate() -> None:
     assert read["Prov_Sub2_CA_QA_G1.1.1"].path_length == 0
 
     # The chain root → Prov Sub1 → Prov Sub2 → CPS checks out on the leniently read leaf.
-    chain = ["CPS_2022.2_QA", "Prov_Sub2_CA_QA_G1.1.1", "Prov_Sub1_CA_QA_G1.1",
-             "V2G_Root_CA_QA_G1"]
+    chain = ["CPS_2022.2_QA", "Prov_Sub2_CA_QA_G1.1.1", "Prov_Sub1_CA_QA_G1.1", "V2G_Root_CA_QA_G1"]
     for child, parent in itertools.pairwise(chain):
         read[child].certificate.verify_directly_issued_by(read[parent].certificate)
         assert read[child].authority_key_identifier == read[parent].subject_key_identifier
@@ -249,8 +255,9 @@ def test_pki_commands(tmp_path: Path) -> None:
     )
     assert key.public_key() == leaf.public_key()
 
-    server = run_evgi(tmp_path, "pki", "issue-server", "--host", "csms.example.test",
-                      "--out", "certs")
+    server = run_evgi(
+        tmp_path, "pki", "issue-server", "--host", "csms.example.test", "--out", "certs"
+    )
     assert server.returncode == 0, server.stderr
     server_cert = x509.load_pem_x509_certificates(
         (tmp_path / "certs/csms-server.pem").read_bytes()

@@ -21,8 +21,16 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     sections = {s["title"]: s for s in report["sections"]}
     entities = report["sections"][0]["rows"]
     kinds = [row["kind"] for row in entities]
-    for kind, count in {"cpo": 1, "emsp": 1, "oem": 1, "utility": 1, "user": 3, "vehicle": 3,
-                        "charger": 5, "meter": 5}.items():
+    for kind, count in {
+        "cpo": 1,
+        "emsp": 1,
+        "oem": 1,
+        "utility": 1,
+        "user": 3,
+        "vehicle": 3,
+        "charger": 5,
+        "meter": 5,
+    }.items():
         assert kinds.count(kind) == count, kind
     assert all(row["verification"] == "valid" for row in entities)
     offboarding = report["sections"][2]["rows"]
@@ -34,18 +42,31 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     sharing = sections["Data sharing"]
     log = [(r["accessor"], r["action"], r["outcome"], r["reason"]) for r in sharing["rows"]]
     ac = sharing["data"]["accessCertificate"]
-    assert log[:5] == [("aurora-motors", "unlock", "granted", ac),
-                       ("aurora-motors", "read", "granted", ac),
-                       ("lumen-insurance", "unlock", "refused", "not_granted"),
-                       ("aurora-motors", "read", "refused", "revoked"),
-                       ("aurora-motors", "unlock", "refused", "revoked")]
+    assert log[:5] == [
+        ("aurora-motors", "unlock", "granted", ac),
+        ("aurora-motors", "read", "granted", ac),
+        ("lumen-insurance", "unlock", "refused", "not_granted"),
+        ("aurora-motors", "read", "refused", "revoked"),
+        ("aurora-motors", "unlock", "refused", "revoked"),
+    ]
     assert [e["HTTP status"] for e in sharing["data"]["exchanges"]] == [
-        201, 200, 200, 403, 201, 403, 403, 200, 200]
+        201,
+        200,
+        200,
+        403,
+        201,
+        403,
+        403,
+        200,
+        200,
+    ]
     charging = sections["Charging sessions (OCPP)"]
     sessions = charging["rows"]
     assert [(r["driver"], r["station"], r["version"]) for r in sessions] == [
-        ("driver-1", "charger-1", "1.6"), ("driver-2", "charger-2", "2.0.1"),
-        ("driver-3", "charger-3", "2.1")]
+        ("driver-1", "charger-1", "1.6"),
+        ("driver-2", "charger-2", "2.0.1"),
+        ("driver-3", "charger-3", "2.1"),
+    ]
     assert all(r["energy Wh"] > 0 and r["token"] and r["start"] < r["stop"] for r in sessions)
     assert charging["data"]["schema_violations"] == 0 and charging["data"]["messages_checked"] > 50
     assert charging["plots"] == ["Energy per session"]

@@ -156,8 +156,9 @@ def test_profile_stack_precedence() -> None:
     assert profiles.limit_w(1, RATING, T0) == 16 * 230 * 3
     profiles.install(_profile(2, Purpose.TX_DEFAULT, [(0, 9_000)], stack_level=3))
     assert profiles.limit_w(1, RATING, T0) == 9_000  # the EVSE's own default wins
-    profiles.install(_profile(3, Purpose.TX, [(0, 5_000), (600, 4_000)], transaction_id="t1",
-                              kind="Relative"))
+    profiles.install(
+        _profile(3, Purpose.TX, [(0, 5_000), (600, 4_000)], transaction_id="t1", kind="Relative")
+    )
     assert profiles.limit_w(1, RATING, T0, "t1", T0) == 5_000
     assert profiles.limit_w(1, RATING, T0 + timedelta(minutes=11), "t1", T0) == 4_000
     assert profiles.limit_w(1, RATING, T0, "t2", T0) == 9_000  # another transaction
@@ -173,8 +174,12 @@ def test_profile_stack_precedence() -> None:
 def test_composite_schedule_and_recurring_profiles() -> None:
     profiles = ChargingProfiles()
     daily = _profile(
-        1, Purpose.TX_DEFAULT, [(0, 11_000), (8 * 3600, 3_000)], kind="Recurring",
-        recurrency="Daily", start=T0 - timedelta(days=3),
+        1,
+        Purpose.TX_DEFAULT,
+        [(0, 11_000), (8 * 3600, 3_000)],
+        kind="Recurring",
+        recurrency="Daily",
+        start=T0 - timedelta(days=3),
     )
     profiles.install(daily)
     steps = profiles.composite(1, RATING, T0, 24 * 3600, hardware_w=22_000)
@@ -333,10 +338,14 @@ def test_schema_check_of_decimal_limits() -> None:
     profile = {
         "connectorId": 1,
         "csChargingProfiles": {
-            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
             "chargingProfileKind": "Absolute",
-            "chargingSchedule": {"chargingRateUnit": "A",
-                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 21.4}]},
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 21.4}],
+            },
         },
     }
     assert schemas.check("CALL", "SetChargingProfile", profile) is None
@@ -369,8 +378,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def backend(settings: Settings, ssl: Any = None, check: Any = None,
-                  **stations: dict[str, Any]) -> AsyncIterator[Backend]:
+async def backend(
+    settings: Settings, ssl: Any = None, check: Any = None, **stations: dict[str, Any]
+) -> AsyncIterator[Backend]:
     """The evgi CSMS on a free loopback port with stations and the test token registered."""
     engine = open_database(f"sqlite:///{settings.data_dir / 'csms.db'}")
     bus = EventBus()
@@ -432,8 +442,9 @@ def test_commands_from_the_csms(settings: Settings, version: str) -> None:
             commands = site.csms.commands
             station = site.station(version, evses=[EvseSpec(22_000), EvseSpec(22_000)])
             await station.connect()
-            heartbeat = VariableRef("" if version == "1.6" else "OCPPCommCtrlr",
-                                    "HeartbeatInterval")
+            heartbeat = VariableRef(
+                "" if version == "1.6" else "OCPPCommCtrlr", "HeartbeatInterval"
+            )
             await commands.set_variables("ST-1", [(heartbeat, "120")])
             assert station.config.integer("heartbeat_interval") == 120
             await commands.get_variables("ST-1", [heartbeat])
@@ -458,27 +469,34 @@ def test_commands_from_the_csms(settings: Settings, version: str) -> None:
             # A remote start with a transaction profile: the meter follows its limit.
             await station.plug_in(1)
             assert (await commands.remote_start("ST-1", TOKEN, 1)).status == "Accepted"
-            await station.until(lambda: (s := station.session(1)) is not None
-                                and s.transaction_id is not None)
+            await station.until(
+                lambda: (s := station.session(1)) is not None and s.transaction_id is not None
+            )
             session = station.session(1)
             assert session is not None and session.transaction_id is not None
             periods = [{"startPeriod": 0, "limit": 16.0}, {"startPeriod": 600, "limit": 8.0}]
             schedule: dict[str, Any] = {"chargingRateUnit": "A", "chargingSchedulePeriod": periods}
             if version == "1.6":
                 profile: dict[str, Any] = {
-                    "chargingProfileId": 5, "transactionId": int(session.transaction_id),
+                    "chargingProfileId": 5,
+                    "transactionId": int(session.transaction_id),
                     "chargingSchedule": schedule,
                 }
             else:
-                profile = {"id": 5, "transactionId": session.transaction_id,
-                           "chargingSchedule": [{"id": 1, **schedule}]}
-            profile.update(stackLevel=1, chargingProfilePurpose="TxProfile",
-                           chargingProfileKind="Relative")
+                profile = {
+                    "id": 5,
+                    "transactionId": session.transaction_id,
+                    "chargingSchedule": [{"id": 1, **schedule}],
+                }
+            profile.update(
+                stackLevel=1, chargingProfilePurpose="TxProfile", chargingProfileKind="Relative"
+            )
             assert (await commands.set_charging_profile("ST-1", 1, profile)).status == "Accepted"
             composite = await commands.composite_schedule("ST-1", 1, 3600, "W")
             plan = composite.charging_schedule if version == "1.6" else composite.schedule
             assert [(p["start_period"], p["limit"]) for p in plan["charging_schedule_period"]] == [
-                (0, 11_040.0), (600, 5_520.0)
+                (0, 11_040.0),
+                (600, 5_520.0),
             ]
             assert await station.charge_for(timedelta(minutes=20)) == 1_840 + 920
             for message in ("MeterValues", "StatusNotification", "Heartbeat"):
@@ -538,7 +556,8 @@ def test_offline_sessions_arrive_in_order(settings: Settings, version: str) -> N
             assert (first.state, first.energy_wh) == ("ended", 5_500)
             assert (second.state, second.energy_wh) == ("ended", 916)
             assert [s.transaction_id for s in station.sessions] == [
-                first.transaction_id, second.transaction_id
+                first.transaction_id,
+                second.transaction_id,
             ]
             if version != "1.6":
                 assert first.missing == [] and second.missing == []
@@ -639,8 +658,9 @@ def test_boot_pending_then_accepted_and_rejected(tmp_path: Path, version: str) -
     settings = Settings(data_dir=tmp_path / "data", ocpp_boot_retry_interval=60)
 
     async def scenario() -> None:
-        async with backend(settings, **{"ST-1": {"boot_status": "Pending"},
-                                        "ST-2": {"boot_status": "Rejected"}}) as site:
+        async with backend(
+            settings, **{"ST-1": {"boot_status": "Pending"}, "ST-2": {"boot_status": "Rejected"}}
+        ) as site:
             store = site.csms.store
             pending = site.station(version, clock=SystemClock())
             booting = asyncio.create_task(pending.connect())
@@ -725,13 +745,19 @@ def test_tls_security_profiles(tmp_path: Path) -> None:
     async def scenario() -> None:
         authority = csms_authority(settings)
         server, check = ocpp_tls(settings)
-        registrations = {"ST-2": {"security_profile": 2},
-                         "ST-3": {"password": None, "security_profile": 3}}
+        registrations = {
+            "ST-2": {"security_profile": 2},
+            "ST-3": {"password": None, "security_profile": 3},
+        }
         async with backend(settings, server, check, **registrations) as site:
             identity = authority.issue_station_certificate("ST-3")
             basic = site.station("2.1", "ST-2", ssl=station_ssl_context(authority.certificate))
-            mutual = site.station("1.6", "ST-3", password=None,
-                                  ssl=station_ssl_context(authority.certificate, identity))
+            mutual = site.station(
+                "1.6",
+                "ST-3",
+                password=None,
+                ssl=station_ssl_context(authority.certificate, identity),
+            )
             for station, profile in ((basic, 2), (mutual, 3)):
                 assert station.security_profile == profile
                 await station.connect()
@@ -766,8 +792,18 @@ def test_cli_station_session(settings: Settings) -> None:
         async with backend(settings, **{"ST-1": {}, "ST-2": {}}) as site:
             common = ("sim", "station", "--url", site.url, "--password", PASSWORD)
             result = await asyncio.to_thread(
-                evgi, *common, "--id", "ST-1", "--version", "1.6", "--token", TOKEN,
-                "--minutes", "30", "--power", "11000",
+                evgi,
+                *common,
+                "--id",
+                "ST-1",
+                "--version",
+                "1.6",
+                "--token",
+                TOKEN,
+                "--minutes",
+                "30",
+                "--power",
+                "11000",
             )
             assert result.exit_code == 0, result.output
             assert "5500" in result.stdout and "0 violation(s)" in result.stdout

@@ -38,8 +38,9 @@ def test_schema_matches_the_models(db: Engine) -> None:
 
 def test_migrating_again_changes_nothing_and_keeps_rows(db_url: str, db: Engine) -> None:
     with db.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO ledger_state (key, value, block_height) VALUES ('probe', '1', 0)"))
+        conn.execute(
+            text("INSERT INTO ledger_state (key, value, block_height) VALUES ('probe', '1', 0)")
+        )
     before = revisions(db), sorted(inspect(db).get_table_names())
 
     migrate(db)

@@ -45,8 +45,9 @@ def create_app(platform: Platform, csms: Csms | None = None) -> FastAPI:
     app.include_router(identity.router, prefix="/api/identity")
     app.include_router(data.router, prefix="/data")
     app.include_router(stations.router, prefix="/api/stations")
-    app.include_router(charging_profiles.router,
-                       prefix="/api/stations/{station_id}/charging-profiles")
+    app.include_router(
+        charging_profiles.router, prefix="/api/stations/{station_id}/charging-profiles"
+    )
     app.include_router(commands.router, prefix="/api/stations/{station_id}/commands")
     app.include_router(tokens.router, prefix="/api/tokens")
     app.include_router(transactions.router, prefix="/api")

@@ -26,8 +26,9 @@ from evgi.csms import (
 async def current_csms(request: Request) -> Csms:
     csms: Csms | None = request.app.state.csms
     if csms is None:
-        raise HTTPException(503, detail={"code": "csms_not_running",
-                                         "message": "this service runs no CSMS"})
+        raise HTTPException(
+            503, detail={"code": "csms_not_running", "message": "this service runs no CSMS"}
+        )
     return csms
 
 
@@ -38,10 +39,13 @@ class CsmsProblem(BaseModel):
     code: str = Field(examples=["station_offline"])
     message: str = Field(examples=["station CS-1 is not connected"])
     error_code: str | None = Field(
-        default=None, description="the station's OCPP CALLERROR code (502 only)",
-        examples=["NotImplemented"])
+        default=None,
+        description="the station's OCPP CALLERROR code (502 only)",
+        examples=["NotImplemented"],
+    )
     description: str | None = Field(
-        default=None, description="the station's CALLERROR description (502 only)")
+        default=None, description="the station's CALLERROR description (502 only)"
+    )
     details: Any = Field(default=None, description="the station's CALLERROR details (502 only)")
 
 
@@ -87,18 +91,20 @@ class CommandAnswer(BaseModel):
 
     action: str | None = Field(
         description="the OCPP message the command became (None for an empty list of answers)",
-        examples=["RequestStartTransaction"])
+        examples=["RequestStartTransaction"],
+    )
     answer: Any = Field(
         description="the CALLRESULT payload; a list for 1.6 SetVariables (one "
-                    "ChangeConfiguration each)",
-        examples=[{"status": "Accepted"}])
+        "ChangeConfiguration each)",
+        examples=[{"status": "Accepted"}],
+    )
 
 
 STATION_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": CsmsProblemResponse, "description": description}
     for status, description in {
         400: "not sent: the station's OCPP version lacks the command, or its schema refuses "
-             "the request",
+        "the request",
         404: "no such station",
         409: "the station is not connected",
         502: "the station answered with a CALLERROR (error_code, description, details)",
@@ -120,10 +126,19 @@ async def station_answer(command: Awaitable[Any]) -> CommandAnswer:
     except StationTimeout as exc:
         raise problem(504, exc) from exc
     except StationCallError as exc:
-        raise HTTPException(502, detail={
-            "code": exc.code, "message": exc.message, "error_code": exc.error_code,
-            "description": exc.description, "details": exc.details}) from exc
+        raise HTTPException(
+            502,
+            detail={
+                "code": exc.code,
+                "message": exc.message,
+                "error_code": exc.error_code,
+                "description": exc.description,
+                "details": exc.details,
+            },
+        ) from exc
     if isinstance(result, list):
-        return CommandAnswer(action=type(result[0]).__name__ if result else None,
-                             answer=[wire_body(item) for item in result])
+        return CommandAnswer(
+            action=type(result[0]).__name__ if result else None,
+            answer=[wire_body(item) for item in result],
+        )
     return CommandAnswer(action=type(result).__name__, answer=wire_body(result))

@@ -21,16 +21,27 @@ from evgi.api.charging import (
 router = APIRouter(tags=["charging profiles"])
 
 _PROFILE_16 = {
-    "chargingProfileId": 7, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileId": 7,
+    "stackLevel": 1,
+    "chargingProfilePurpose": "TxDefaultProfile",
     "chargingProfileKind": "Absolute",
-    "chargingSchedule": {"chargingRateUnit": "A",
-                         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]},
+    "chargingSchedule": {
+        "chargingRateUnit": "A",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+    },
 }
 _PROFILE_2X = {
-    "id": 7, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+    "id": 7,
+    "stackLevel": 1,
+    "chargingProfilePurpose": "TxDefaultProfile",
     "chargingProfileKind": "Absolute",
-    "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
-                          "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0}]}],
+    "chargingSchedule": [
+        {
+            "id": 1,
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0}],
+        }
+    ],
 }
 
 
@@ -42,25 +53,35 @@ class ChargingProfile(BaseModel):
     purpose: str = Field(examples=["TxDefaultProfile"])
     stack_level: int = Field(examples=[1])
     transaction_id: str | None
-    body: dict[str, Any] = Field(description="the profile as sent, in the station's version",
-                                 examples=[_PROFILE_2X])
+    body: dict[str, Any] = Field(
+        description="the profile as sent, in the station's version", examples=[_PROFILE_2X]
+    )
     installed_at: datetime
 
 
 class SetProfile(BaseModel):
-    evse_id: int = Field(ge=0, description="0: the whole station (1.6: connector id)",
-                         examples=[1])
+    evse_id: int = Field(ge=0, description="0: the whole station (1.6: connector id)", examples=[1])
     profile: dict[str, Any] = Field(
         description="the profile in the station's OCPP version, camelCase as on the wire: 1.6 "
-                    "csChargingProfiles, 2.x ChargingProfile")
+        "csChargingProfiles, 2.x ChargingProfile"
+    )
 
 
-SetProfileBody = Annotated[SetProfile, Body(openapi_examples={
-    "ocpp1.6": {"summary": "OCPP 1.6 TxDefaultProfile, 16 A",
-                "value": {"evse_id": 1, "profile": _PROFILE_16}},
-    "ocpp2.x": {"summary": "OCPP 2.0.1 / 2.1 TxDefaultProfile, 11 kW",
-                "value": {"evse_id": 1, "profile": _PROFILE_2X}},
-})]
+SetProfileBody = Annotated[
+    SetProfile,
+    Body(
+        openapi_examples={
+            "ocpp1.6": {
+                "summary": "OCPP 1.6 TxDefaultProfile, 16 A",
+                "value": {"evse_id": 1, "profile": _PROFILE_16},
+            },
+            "ocpp2.x": {
+                "summary": "OCPP 2.0.1 / 2.1 TxDefaultProfile, 11 kW",
+                "value": {"evse_id": 1, "profile": _PROFILE_2X},
+            },
+        }
+    ),
+]
 
 
 class ClearProfiles(BaseModel):
@@ -74,30 +95,45 @@ class ClearProfiles(BaseModel):
 
 @router.get("", summary="Profiles the station accepted", responses=responses(404))
 def list_profiles(station_id: KnownStation, csms: CsmsDep) -> list[ChargingProfile]:
-    return [ChargingProfile.model_validate(p)
-            for p in csms.store.run(csms.store.profiles, station_id)]
+    return [
+        ChargingProfile.model_validate(p) for p in csms.store.run(csms.store.profiles, station_id)
+    ]
 
 
-@router.post("", summary="Set a charging profile through the station",
-             responses=STATION_REFUSALS)
-async def set_profile(station_id: KnownStation, request: SetProfileBody,
-                      csms: CsmsDep) -> CommandAnswer:
+@router.post("", summary="Set a charging profile through the station", responses=STATION_REFUSALS)
+async def set_profile(
+    station_id: KnownStation, request: SetProfileBody, csms: CsmsDep
+) -> CommandAnswer:
     return await station_answer(
-        csms.commands.set_charging_profile(station_id, request.evse_id, request.profile))
+        csms.commands.set_charging_profile(station_id, request.evse_id, request.profile)
+    )
 
 
-@router.delete("/{profile_id}", summary="Clear one charging profile through the station",
-               responses=STATION_REFUSALS)
-async def clear_profile(station_id: KnownStation,
-                        profile_id: Annotated[int, Path(examples=[7])],
-                        csms: CsmsDep) -> CommandAnswer:
+@router.delete(
+    "/{profile_id}",
+    summary="Clear one charging profile through the station",
+    responses=STATION_REFUSALS,
+)
+async def clear_profile(
+    station_id: KnownStation, profile_id: Annotated[int, Path(examples=[7])], csms: CsmsDep
+) -> CommandAnswer:
     return await station_answer(csms.commands.clear_charging_profile(station_id, profile_id))
 
 
-@router.delete("", summary="Clear the station's profiles that match (all when none is given)",
-               responses=STATION_REFUSALS)
-async def clear_profiles(station_id: KnownStation, criteria: Annotated[ClearProfiles, Query()],
-                         csms: CsmsDep) -> CommandAnswer:
-    return await station_answer(csms.commands.clear_charging_profile(
-        station_id, criteria.profile_id, criteria.evse_id, criteria.purpose,
-        criteria.stack_level))
+@router.delete(
+    "",
+    summary="Clear the station's profiles that match (all when none is given)",
+    responses=STATION_REFUSALS,
+)
+async def clear_profiles(
+    station_id: KnownStation, criteria: Annotated[ClearProfiles, Query()], csms: CsmsDep
+) -> CommandAnswer:
+    return await station_answer(
+        csms.commands.clear_charging_profile(
+            station_id,
+            criteria.profile_id,
+            criteria.evse_id,
+            criteria.purpose,
+            criteria.stack_level,
+        )
+    )

@@ -93,9 +93,7 @@ def _problem(exc: EvgiError) -> Response:
 def _bearer(authorization: str | None) -> str:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Refusal(
-            Reason.BAD_TOKEN, "send the session token as 'Authorization: Bearer <token>'"
-        )
+        raise Refusal(Reason.BAD_TOKEN, "send the session token as 'Authorization: Bearer <token>'")
     return token
 
 

@@ -31,8 +31,11 @@ router = APIRouter(tags=["stations"])
 BootStatus = Annotated[
     str,
     member_of(BOOT_STATUSES),
-    Field(description="what the station's BootNotification is answered with; Rejected keeps "
-                      "it from charging", json_schema_extra={"enum": list(BOOT_STATUSES)}),
+    Field(
+        description="what the station's BootNotification is answered with; Rejected keeps "
+        "it from charging",
+        json_schema_extra={"enum": list(BOOT_STATUSES)},
+    ),
 ]
 
 
@@ -40,8 +43,9 @@ class StationSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str = Field(examples=["CS-1"])
-    ocpp_version: str | None = Field(description="subprotocol of its latest connection",
-                                     examples=["ocpp2.0.1"])
+    ocpp_version: str | None = Field(
+        description="subprotocol of its latest connection", examples=["ocpp2.0.1"]
+    )
     vendor: str | None = Field(examples=["Acme"])
     model: str | None = Field(examples=["AC22"])
     serial_number: str | None
@@ -52,7 +56,8 @@ class StationSummary(BaseModel):
     registered_at: datetime
     last_boot_at: datetime | None
     last_seen: datetime | None = Field(
-        description="latest message or connection change (heartbeats: at most once a minute)")
+        description="latest message or connection change (heartbeats: at most once a minute)"
+    )
     connected: bool
 
 
@@ -68,8 +73,7 @@ class ConnectorState(BaseModel):
 
 
 class EvseState(BaseModel):
-    evse_id: int = Field(description="1.6: the connector id; 0 is the whole station",
-                         examples=[1])
+    evse_id: int = Field(description="1.6: the connector id; 0 is the whole station", examples=[1])
     operational_status: str = Field(examples=["Operative"])
     connectors: list[ConnectorState]
 
@@ -79,16 +83,27 @@ class StationDetail(StationSummary):
 
 
 class StationRegistration(BaseModel):
-    id: str = Field(min_length=1, max_length=48, pattern=r"^[^/:]+$",
-                    description="the identity in ws://host:9000/ocpp/{id}", examples=["CS-1"])
+    id: str = Field(
+        min_length=1,
+        max_length=48,
+        pattern=r"^[^/:]+$",
+        description="the identity in ws://host:9000/ocpp/{id}",
+        examples=["CS-1"],
+    )
     password: SecretStr | None = Field(
-        default=None, description="HTTP Basic password (user name = id) of 16 to 40 "
-                                  "characters; needed for security profiles 1 and 2",
-        examples=["correct-horse-battery"])
+        default=None,
+        description="HTTP Basic password (user name = id) of 16 to 40 "
+        "characters; needed for security profiles 1 and 2",
+        examples=["correct-horse-battery"],
+    )
     security_profile: int | None = Field(
-        default=None, ge=0, le=3,
+        default=None,
+        ge=0,
+        le=3,
         description="0 none, 1 Basic auth, 2 TLS + Basic auth, 3 mutual TLS; default 1 with a "
-                    "password, else 0", examples=[1])
+        "password, else 0",
+        examples=[1],
+    )
     boot_status: BootStatus = "Accepted"
 
 
@@ -101,25 +116,32 @@ def list_stations(csms: CsmsDep) -> list[StationSummary]:
     return [StationSummary.model_validate(s) for s in csms.store.run(csms.store.stations)]
 
 
-@router.post("", status_code=201, summary="Register a station",
-             responses=responses(400, 409))
+@router.post("", status_code=201, summary="Register a station", responses=responses(400, 409))
 def register_station(registration: StationRegistration, csms: CsmsDep) -> StationSummary:
     if csms.store.run(csms.store.find_station, registration.id) is not None:
-        raise HTTPException(409, detail={"code": "exists",
-                                         "message": f"station {registration.id!r} is "
-                                                    "already registered"})
+        raise HTTPException(
+            409,
+            detail={
+                "code": "exists",
+                "message": f"station {registration.id!r} is already registered",
+            },
+        )
     password = registration.password
     try:
         station = csms.add_station(
-            registration.id, None if password is None else password.get_secret_value(),
-            registration.security_profile, registration.boot_status)
+            registration.id,
+            None if password is None else password.get_secret_value(),
+            registration.security_profile,
+            registration.boot_status,
+        )
     except ValidationError as exc:
         raise problem(400, exc) from exc
     return StationSummary.model_validate(station)
 
 
-@router.get("/{station_id}", summary="A station with its EVSEs and connectors",
-            responses=responses(404))
+@router.get(
+    "/{station_id}", summary="A station with its EVSEs and connectors", responses=responses(404)
+)
 def get_station(station_id: StationId, csms: CsmsDep) -> StationDetail:
     store = csms.store
     try:
@@ -130,24 +152,30 @@ def get_station(station_id: StationId, csms: CsmsDep) -> StationDetail:
         EvseState(
             evse_id=evse_id,
             operational_status=operational.get(evse_id, "Operative"),
-            connectors=[ConnectorState.model_validate(c) for c in connectors
-                        if c.evse_id == evse_id],
+            connectors=[
+                ConnectorState.model_validate(c) for c in connectors if c.evse_id == evse_id
+            ],
         )
         for evse_id in sorted(set(operational) | {c.evse_id for c in connectors})
     ]
     return StationDetail.model_validate({**asdict(station), "evses": evses})
 
 
-@router.patch("/{station_id}", summary="Change a station's boot status (Rejected disables it)",
-              responses=responses(404))
-async def change_station(station_id: KnownStation, change: StationChange,
-                         csms: CsmsDep) -> StationSummary:
+@router.patch(
+    "/{station_id}",
+    summary="Change a station's boot status (Rejected disables it)",
+    responses=responses(404),
+)
+async def change_station(
+    station_id: KnownStation, change: StationChange, csms: CsmsDep
+) -> StationSummary:
     """A station no longer Accepted is disconnected, so that its next boot gets the new
     status; one set to Accepted is let in at its next boot retry."""
     store = csms.store
     try:
-        station = await store.apply(store.update_station, station_id,
-                                    boot_status=change.boot_status)
+        station = await store.apply(
+            store.update_station, station_id, boot_status=change.boot_status
+        )
     except NotFoundError as exc:
         raise problem(404, exc) from exc
     if station.boot_status != "Accepted":
@@ -155,8 +183,9 @@ async def change_station(station_id: KnownStation, change: StationChange,
     return StationSummary.model_validate(station)
 
 
-@router.delete("/{station_id}", status_code=204, summary="Remove a station",
-               responses=responses(404, 409))
+@router.delete(
+    "/{station_id}", status_code=204, summary="Remove a station", responses=responses(404, 409)
+)
 async def remove_station(station_id: KnownStation, csms: CsmsDep) -> Response:
     """Only a station without transactions can be removed (they are billing records): set
     one with transactions to Rejected instead. An open connection is closed."""
@@ -166,21 +195,28 @@ async def remove_station(station_id: KnownStation, csms: CsmsDep) -> Response:
     except NotFoundError as exc:
         raise problem(404, exc) from exc
     except ValidationError as exc:
-        raise HTTPException(409, detail={"code": "has_transactions",
-                                         "message": exc.message}) from exc
+        raise HTTPException(
+            409, detail={"code": "has_transactions", "message": exc.message}
+        ) from exc
     await csms.disconnect(station_id, "station removed")
     return Response(status_code=204)
 
 
-def _station_state(conn: Connection, store: ChargingStore,
-                   station_id: str) -> tuple[Station, list[Connector], dict[int, str]]:
+def _station_state(
+    conn: Connection, store: ChargingStore, station_id: str
+) -> tuple[Station, list[Connector], dict[int, str]]:
     """One consistent read of a station and its EVSEs."""
-    return (store.station(conn, station_id), store.connectors(conn, station_id),
-            store.operational_status(conn, station_id))
+    return (
+        store.station(conn, station_id),
+        store.connectors(conn, station_id),
+        store.operational_status(conn, station_id),
+    )
 
 
 def _forget_station(conn: Connection, store: ChargingStore, station_id: str) -> None:
     if store.transactions(conn, station_id, limit=1):
-        raise ValidationError(f"station {station_id!r} has transactions: set its boot status "
-                              "to Rejected to disable it")
+        raise ValidationError(
+            f"station {station_id!r} has transactions: set its boot status "
+            "to Rejected to disable it"
+        )
     store.delete_station(conn, station_id)

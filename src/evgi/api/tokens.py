@@ -19,30 +19,51 @@ from evgi.storage import IdToken
 
 router = APIRouter(tags=["tokens"])
 
-TokenText = Annotated[str, Field(
-    min_length=1, max_length=255,
-    description="the id token; a 1.6 station takes at most 20 characters, 2.0.1 at most 36",
-    examples=["04A2B3C4D5E6F7"])]
-TokenPath = Annotated[str, Path(min_length=1, max_length=255, description="the id token",
-                                examples=["04A2B3C4D5E6F7"])]
-TokenStatus = Annotated[str, member_of(TOKEN_STATUSES), Field(
-    description="Accepted lets it charge (until expiry); any other status is what stations are "
-                "told", json_schema_extra={"enum": list(TOKEN_STATUSES)})]
+TokenText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        description="the id token; a 1.6 station takes at most 20 characters, 2.0.1 at most 36",
+        examples=["04A2B3C4D5E6F7"],
+    ),
+]
+TokenPath = Annotated[
+    str, Path(min_length=1, max_length=255, description="the id token", examples=["04A2B3C4D5E6F7"])
+]
+TokenStatus = Annotated[
+    str,
+    member_of(TOKEN_STATUSES),
+    Field(
+        description="Accepted lets it charge (until expiry); any other status is what stations are "
+        "told",
+        json_schema_extra={"enum": list(TOKEN_STATUSES)},
+    ),
+]
 
 
 class TokenTerms(BaseModel):
     type: str = Field(
-        default="ISO14443", min_length=1, max_length=20,
+        default="ISO14443",
+        min_length=1,
+        max_length=20,
         description="OCPP IdTokenType: ISO14443, ISO15693, eMAID, Central, KeyCode, Local, "
-                    "MacAddress, NoAuthorization, ...", examples=["ISO14443"])
+        "MacAddress, NoAuthorization, ...",
+        examples=["ISO14443"],
+    )
     status: TokenStatus = "Accepted"
     expires_at: AwareDatetime | None = Field(
-        default=None, description="after this the token answers Expired",
-        examples=["2030-01-01T00:00:00Z"])
+        default=None,
+        description="after this the token answers Expired",
+        examples=["2030-01-01T00:00:00Z"],
+    )
     group_id: str | None = Field(
-        default=None, min_length=1, max_length=255,
+        default=None,
+        min_length=1,
+        max_length=255,
         description="group id token (1.6 parentIdTag): one transaction at a time per group",
-        examples=["FLEET-7"])
+        examples=["FLEET-7"],
+    )
 
 
 class NewToken(TokenTerms):
@@ -54,15 +75,19 @@ class Token(NewToken):
 
 
 def _token(record: IdToken) -> Token:
-    return Token(token=record.token, type=record.token_type, status=record.status,
-                 expires_at=record.expires_at, group_id=record.group_id,
-                 created_at=record.created_at)
+    return Token(
+        token=record.token,
+        type=record.token_type,
+        status=record.status,
+        expires_at=record.expires_at,
+        group_id=record.group_id,
+        created_at=record.created_at,
+    )
 
 
 def _put(csms: CsmsDep, token: str, terms: TokenTerms) -> Token:
     try:
-        record = csms.add_token(token, terms.status, terms.expires_at, terms.group_id,
-                                terms.type)
+        record = csms.add_token(token, terms.status, terms.expires_at, terms.group_id, terms.type)
     except ValidationError as exc:
         raise problem(400, exc) from exc
     return _token(record)
@@ -76,9 +101,10 @@ def list_tokens(csms: CsmsDep) -> list[Token]:
 @router.post("", status_code=201, summary="Add an id token", responses=responses(400, 409))
 def add_token(new: NewToken, csms: CsmsDep) -> Token:
     if csms.store.run(csms.store.find_token, new.token) is not None:
-        raise HTTPException(409, detail={"code": "exists",
-                                         "message": f"token {new.token!r} exists: PUT "
-                                                    "replaces it"})
+        raise HTTPException(
+            409,
+            detail={"code": "exists", "message": f"token {new.token!r} exists: PUT replaces it"},
+        )
     return _put(csms, new.token, new)
 
 
@@ -90,8 +116,11 @@ def get_token(token: TokenPath, csms: CsmsDep) -> Token:
     return _token(found)
 
 
-@router.put("/{token}", summary="Add or replace an id token",
-            responses={201: {"model": Token}, **responses(400)})
+@router.put(
+    "/{token}",
+    summary="Add or replace an id token",
+    responses={201: {"model": Token}, **responses(400)},
+)
 def put_token(token: TokenPath, terms: TokenTerms, csms: CsmsDep, response: Response) -> Token:
     """200 when it replaced a token, 201 when it added one."""
     if csms.store.run(csms.store.find_token, token) is None:
@@ -99,8 +128,7 @@ def put_token(token: TokenPath, terms: TokenTerms, csms: CsmsDep, response: Resp
     return _put(csms, token, terms)
 
 
-@router.delete("/{token}", status_code=204, summary="Remove an id token",
-               responses=responses(404))
+@router.delete("/{token}", status_code=204, summary="Remove an id token", responses=responses(404))
 def remove_token(token: TokenPath, csms: CsmsDep) -> Response:
     try:
         csms.store.run(csms.store.delete_token, token)

@@ -29,8 +29,10 @@ class TransactionSummary(BaseModel):
 
     number: int = Field(description="the CSMS's key of the transaction", examples=[42])
     station_id: str = Field(examples=["CS-1"])
-    transaction_id: str = Field(description="the station's id of it (1.6: the number)",
-                                examples=["f3a1c7d2-5b1e-4c1e-9d53-0b8a2f7e4c11"])
+    transaction_id: str = Field(
+        description="the station's id of it (1.6: the number)",
+        examples=["f3a1c7d2-5b1e-4c1e-9d53-0b8a2f7e4c11"],
+    )
     evse_id: int | None = Field(examples=[1])
     connector_id: int | None = Field(examples=[1])
     id_token: str | None = Field(examples=["04A2B3C4D5E6F7"])
@@ -45,7 +47,8 @@ class TransactionSummary(BaseModel):
     stop_reason: str | None = Field(examples=["EVDisconnected"])
     stop_id_token: str | None
     missing: list[int] = Field(
-        description="2.x seqNo of TransactionEvents the station never delivered")
+        description="2.x seqNo of TransactionEvents the station never delivered"
+    )
     offline_messages: int = Field(description="events the station queued while offline")
     remote_start_id: int | None
     reservation_id: int | None
@@ -58,14 +61,15 @@ class MeterValue(BaseModel):
     measurand: str = Field(examples=["Energy.Active.Import.Register"])
     phase: str | None = Field(examples=["L1"])
     unit: str | None = Field(examples=["Wh"])
-    multiplier: int = Field(description="value x 10^multiplier (2.x unitOfMeasure)",
-                            examples=[0])
+    multiplier: int = Field(description="value x 10^multiplier (2.x unitOfMeasure)", examples=[0])
     context: str | None = Field(examples=["Sample.Periodic"])
     location: str | None = Field(examples=["Outlet"])
     value: float | None = Field(description="None for 1.6 SignedData", examples=[5500.0])
     signed: str | None = Field(
         description="signed meter data verbatim: the 1.6 SignedData value, or the 2.x "
-                    "signedMeterValue object as JSON", examples=[None])
+        "signedMeterValue object as JSON",
+        examples=[None],
+    )
 
 
 class TransactionDetail(TransactionSummary):
@@ -75,7 +79,8 @@ class TransactionDetail(TransactionSummary):
 class TransactionPage(BaseModel):
     items: list[TransactionSummary]
     next_after: int | None = Field(
-        description="pass as `after` for the next page; None on the last page", examples=[142])
+        description="pass as `after` for the next page; None on the last page", examples=[142]
+    )
 
 
 @router.get("/transactions", summary="Transactions, filtered and paginated")
@@ -84,17 +89,29 @@ def list_transactions(
     station_id: Annotated[str | None, Query(examples=["CS-1"])] = None,
     state: Literal["active", "ended"] | None = None,
     id_token: Annotated[str | None, Query(description="the token that started it")] = None,
-    since: Annotated[AwareDatetime | None, Query(
-        description="only transactions still open at or after this time")] = None,
-    until: Annotated[AwareDatetime | None, Query(
-        description="only transactions started before this time")] = None,
-    after: Annotated[int | None, Query(ge=0, description="`next_after` of the previous page")
-                     ] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="only transactions still open at or after this time"),
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="only transactions started before this time")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="`next_after` of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> TransactionPage:
     store = csms.store
-    rows = store.run(store.transactions, station_id=station_id, state=state, id_token=id_token,
-                     since=since, until=until, after=after, limit=limit + 1)
+    rows = store.run(
+        store.transactions,
+        station_id=station_id,
+        state=state,
+        id_token=id_token,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit + 1,
+    )
     page = rows[:limit]
     return TransactionPage(
         items=[TransactionSummary.model_validate(t) for t in page],
@@ -102,8 +119,11 @@ def list_transactions(
     )
 
 
-@router.get("/transactions/{number}", summary="A transaction with its meter values",
-            responses=responses(404))
+@router.get(
+    "/transactions/{number}",
+    summary="A transaction with its meter values",
+    responses=responses(404),
+)
 def get_transaction(
     number: Annotated[int, Path(description="the CSMS's transaction number", examples=[42])],
     csms: CsmsDep,
@@ -116,9 +136,11 @@ def get_transaction(
     return _detail(transaction, samples)
 
 
-@router.get("/stations/{station_id}/transactions/{transaction_id}",
-            summary="A transaction by the station's own id, with its meter values",
-            responses=responses(404))
+@router.get(
+    "/stations/{station_id}/transactions/{transaction_id}",
+    summary="A transaction by the station's own id, with its meter values",
+    responses=responses(404),
+)
 def get_station_transaction(
     station_id: StationId,
     transaction_id: Annotated[str, Path(description="the station's transaction id")],
@@ -127,19 +149,22 @@ def get_station_transaction(
     store = csms.store
     found = store.run(store.find_transaction, station_id, transaction_id)
     if found is None:
-        raise problem(404, NotFoundError(
-            f"no transaction {transaction_id!r} at station {station_id!r}"))
+        raise problem(
+            404, NotFoundError(f"no transaction {transaction_id!r} at station {station_id!r}")
+        )
     return _detail(*store.run(_with_samples, store, found.number))
 
 
-def _with_samples(conn: Connection, store: ChargingStore,
-                  number: int) -> tuple[ChargingTransaction, list[StoredMeterSample]]:
+def _with_samples(
+    conn: Connection, store: ChargingStore, number: int
+) -> tuple[ChargingTransaction, list[StoredMeterSample]]:
     transaction = store.transaction_by_number(conn, number)
     return transaction, store.meter_samples(conn, transaction.station_id, number)
 
 
-def _detail(transaction: ChargingTransaction,
-            samples: list[StoredMeterSample]) -> TransactionDetail:
+def _detail(
+    transaction: ChargingTransaction, samples: list[StoredMeterSample]
+) -> TransactionDetail:
     summary = TransactionSummary.model_validate(transaction)
     return TransactionDetail(
         **summary.model_dump(),

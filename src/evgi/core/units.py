@@ -60,6 +60,13 @@ def kwh_to_wh(kwh: str | int) -> WattHours:
     return WattHours(sign * (abs(int(whole)) * 1000 + int((frac + "000")[:3])))
 
 
+def energy_between(start_wh: int | None, stop_wh: int | None) -> int | None:
+    """Energy between two register readings, unknown if either is."""
+    if start_wh is None or stop_wh is None:
+        return None
+    return stop_wh - start_wh
+
+
 @dataclass(frozen=True, order=True)
 class Money:
     """An amount in integer minor units of an ISO 4217 currency."""

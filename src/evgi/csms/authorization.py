@@ -77,14 +77,18 @@ class Authorization:
         for hook in list(self._hooks):
             refusal = await hook(request)
             if refusal is not None:
-                return TokenDecision(refusal.status, decision.expires_at, decision.group_id,
-                                     refusal.reason)
+                return TokenDecision(
+                    refusal.status, decision.expires_at, decision.group_id, refusal.reason
+                )
         return decision
 
     def _lookup(self, conn: Connection, token: str, starting: bool) -> tuple[IdToken | None, bool]:
         found = self._store.find_token(conn, token)
-        busy = starting and found is not None and bool(self._store.active_transactions_of_token(
-            conn, token))
+        busy = (
+            starting
+            and found is not None
+            and bool(self._store.active_transactions_of_token(conn, token))
+        )
         return found, busy
 
     def _from_store(self, token: IdToken | None, busy: bool) -> TokenDecision:
@@ -95,6 +99,10 @@ class Authorization:
         if token.expires_at is not None and token.expires_at <= self._clock.now():
             return TokenDecision("Expired", token.expires_at, token.group_id)
         if busy:
-            return TokenDecision("ConcurrentTx", token.expires_at, token.group_id,
-                                 "token already has a transaction in progress")
+            return TokenDecision(
+                "ConcurrentTx",
+                token.expires_at,
+                token.group_id,
+                "token already has a transaction in progress",
+            )
         return TokenDecision(ACCEPTED, token.expires_at, token.group_id)

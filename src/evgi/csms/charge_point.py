@@ -74,15 +74,19 @@ class VariableRef:
 def _handlers(cls: type) -> dict[str, Callable[..., Any]]:
     """A class's `@on` handlers by action, found once per class: the library's route map, built
     per instance, holds bound methods and costs every connected station ~4 KB."""
-    return {action: entry["_on_action"]
-            for action, entry in routing.create_route_map(cls).items() if "_on_action" in entry}
+    return {
+        action: entry["_on_action"]
+        for action, entry in routing.create_route_map(cls).items()
+        if "_on_action" in entry
+    }
 
 
 class ChargePoint(ABC):
     dialect: ClassVar[Dialect]
 
-    def __init__(self, station: Station, services: Services,
-                 peer_certificate: bytes | None = None) -> None:
+    def __init__(
+        self, station: Station, services: Services, peer_certificate: bytes | None = None
+    ) -> None:
         self.id = station.id
         self.services = services
         # DER client certificate of a security profile 3 connection.
@@ -93,8 +97,7 @@ class ChargePoint(ABC):
         self._follow_ups: list[Callable[[], Awaitable[None]]] = []
         self._follow_up_tasks: set[asyncio.Task[None]] = set()
         # Connector states as stored, so an unchanged status costs no write; see `resume`.
-        self._connectors: dict[tuple[int, int], tuple[str, str | None, str | None,
-                                                      str | None]] = {}
+        self._connectors: dict[tuple[int, int], tuple[str, str | None, str | None, str | None]] = {}
         self._last_seen_written: datetime | None = None
 
     async def resume(self) -> None:
@@ -138,8 +141,9 @@ class ChargePoint(ABC):
     def now(self) -> datetime:
         return self.services.clock.now()
 
-    async def store(self, op: Callable[Concatenate[Connection, P], T], *args: P.args,
-                    **kwargs: P.kwargs) -> T:
+    async def store(
+        self, op: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run a storage operation; it has committed when this returns."""
         return await self.services.store.apply(op, *args, **kwargs)
 
@@ -154,19 +158,43 @@ class ChargePoint(ABC):
 
     # steps every version takes the same way
 
-    async def record_boot(self, vendor: str, model: str, serial_number: str | None,
-                          firmware_version: str | None, reason: str | None) -> tuple[str, int]:
+    async def record_boot(
+        self,
+        vendor: str,
+        model: str,
+        serial_number: str | None,
+        firmware_version: str | None,
+        reason: str | None,
+    ) -> tuple[str, int]:
         """Store a boot; returns the status to answer and the interval to announce."""
         settings = self.services.settings
         station = await self.store(
-            self.services.store.record_boot, self.id, self.dialect.version.value, vendor, model,
-            serial_number, firmware_version, reason, self.now())
+            self.services.store.record_boot,
+            self.id,
+            self.dialect.version.value,
+            vendor,
+            model,
+            serial_number,
+            firmware_version,
+            reason,
+            self.now(),
+        )
         self.accepted = station.boot_status == "Accepted"
-        self.publish(StationBooted(self.id, self.dialect.version.value, vendor, model,
-                                   serial_number, firmware_version, station.boot_status,
-                                   self.now()))
-        interval = (settings.ocpp_heartbeat_interval if self.accepted
-                    else settings.ocpp_boot_retry_interval)
+        self.publish(
+            StationBooted(
+                self.id,
+                self.dialect.version.value,
+                vendor,
+                model,
+                serial_number,
+                firmware_version,
+                station.boot_status,
+                self.now(),
+            )
+        )
+        interval = (
+            settings.ocpp_heartbeat_interval if self.accepted else settings.ocpp_boot_retry_interval
+        )
         return station.boot_status, interval
 
     async def record_heartbeat(self) -> None:
@@ -177,32 +205,70 @@ class ChargePoint(ABC):
             await self.store(self.services.store.touch, self.id, now)
             self._last_seen_written = now
 
-    async def record_connector_status(self, evse_id: int, connector_id: int, status: str,
-                                      error_code: str | None = None, info: str | None = None,
-                                      vendor_error_code: str | None = None) -> None:
+    async def record_connector_status(
+        self,
+        evse_id: int,
+        connector_id: int,
+        status: str,
+        error_code: str | None = None,
+        info: str | None = None,
+        vendor_error_code: str | None = None,
+    ) -> None:
         state = (status, error_code, info, vendor_error_code)
         known = self._connectors.get((evse_id, connector_id))
         if known == state:
             return  # stored already
         now = self.now()
-        await self.store(self.services.store.record_connector_status, self.id, evse_id,
-                         connector_id, status, now, error_code, info, vendor_error_code)
+        await self.store(
+            self.services.store.record_connector_status,
+            self.id,
+            evse_id,
+            connector_id,
+            status,
+            now,
+            error_code,
+            info,
+            vendor_error_code,
+        )
         self._connectors[(evse_id, connector_id)] = state
         if known is None or known[0] != status:
-            self.publish(StationStatusChanged(self.id, evse_id, connector_id, status,
-                                              None if known is None else known[0], error_code,
-                                              now))
+            self.publish(
+                StationStatusChanged(
+                    self.id,
+                    evse_id,
+                    connector_id,
+                    status,
+                    None if known is None else known[0],
+                    error_code,
+                    now,
+                )
+            )
 
-    async def record_data_transfer(self, direction: str, vendor_id: str,
-                                   message_id: str | None, data: Any,
-                                   status: str | None) -> None:
-        await self.store(self.services.store.record_data_transfer, self.id, direction,
-                         vendor_id, message_id, data, status, self.now())
+    async def record_data_transfer(
+        self, direction: str, vendor_id: str, message_id: str | None, data: Any, status: str | None
+    ) -> None:
+        await self.store(
+            self.services.store.record_data_transfer,
+            self.id,
+            direction,
+            vendor_id,
+            message_id,
+            data,
+            status,
+            self.now(),
+        )
 
-    async def record_firmware_log_status(self, kind: str, status: str,
-                                         request_id: int | None = None) -> None:
-        await self.store(self.services.store.record_firmware_log_status, self.id, kind, status,
-                         self.now(), request_id)
+    async def record_firmware_log_status(
+        self, kind: str, status: str, request_id: int | None = None
+    ) -> None:
+        await self.store(
+            self.services.store.record_firmware_log_status,
+            self.id,
+            kind,
+            status,
+            self.now(),
+            request_id,
+        )
 
     async def sign_certificate(self, csr: str) -> CertificateError | None:
         """Sign the station's CSR with the CSMS root CA (CN must be this station's id); on
@@ -227,47 +293,102 @@ class ChargePoint(ABC):
     async def certificate_signed(self, chain: str) -> Any:
         """Send the signed chain as this version's CertificateSigned."""
 
-    async def record_security_event(self, event_type: str, timestamp: datetime,
-                                    tech_info: str | None) -> None:
-        await self.store(self.services.store.record_security_event, self.id, event_type,
-                         timestamp, tech_info, self.now())
+    async def record_security_event(
+        self, event_type: str, timestamp: datetime, tech_info: str | None
+    ) -> None:
+        await self.store(
+            self.services.store.record_security_event,
+            self.id,
+            event_type,
+            timestamp,
+            tech_info,
+            self.now(),
+        )
 
-    async def record_profile_answer(self, status: str, evse_id: int, profile: dict[str, Any],
-                                    purpose: str, transaction_id: str | None) -> None:
+    async def record_profile_answer(
+        self,
+        status: str,
+        evse_id: int,
+        profile: dict[str, Any],
+        purpose: str,
+        transaction_id: str | None,
+    ) -> None:
         """Keep a profile the station accepted, for the expected composite schedule."""
         if status == "Accepted":
-            await self.store(self.services.store.install_profile, self.id, evse_id, profile,
-                             purpose, self.now(), transaction_id)
+            await self.store(
+                self.services.store.install_profile,
+                self.id,
+                evse_id,
+                profile,
+                purpose,
+                self.now(),
+                transaction_id,
+            )
 
-    async def record_profiles_cleared(self, status: str, profile_id: int | None,
-                                      evse_id: int | None, purpose: str | None,
-                                      stack_level: int | None) -> None:
+    async def record_profiles_cleared(
+        self,
+        status: str,
+        profile_id: int | None,
+        evse_id: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> None:
         if status == "Accepted":
-            await self.store(self.services.store.clear_profiles, self.id, profile_id, evse_id,
-                             purpose, stack_level)
+            await self.store(
+                self.services.store.clear_profiles,
+                self.id,
+                profile_id,
+                evse_id,
+                purpose,
+                stack_level,
+            )
 
-    async def record_reservation(self, status: str, reservation_id: int, id_token: str,
-                                 expires_at: datetime, evse_id: int | None) -> None:
-        await self.store(self.services.store.put_reservation, self.id, reservation_id, evse_id,
-                         id_token, expires_at, status, self.now())
+    async def record_reservation(
+        self,
+        status: str,
+        reservation_id: int,
+        id_token: str,
+        expires_at: datetime,
+        evse_id: int | None,
+    ) -> None:
+        await self.store(
+            self.services.store.put_reservation,
+            self.id,
+            reservation_id,
+            evse_id,
+            id_token,
+            expires_at,
+            status,
+            self.now(),
+        )
 
     async def record_reservation_status(self, reservation_id: int, status: str) -> None:
-        await self.store(self.services.store.set_reservation_status, self.id, reservation_id,
-                         status, self.now())
+        await self.store(
+            self.services.store.set_reservation_status, self.id, reservation_id, status, self.now()
+        )
 
-    async def record_local_list(self, status: str, version: int, tokens: list[IdToken],
-                                full: bool) -> None:
+    async def record_local_list(
+        self, status: str, version: int, tokens: list[IdToken], full: bool
+    ) -> None:
         if status == "Accepted":
-            await self.store(self.services.store.record_local_list, self.id, version,
-                             {t.token: t.status for t in tokens}, full, self.now())
+            await self.store(
+                self.services.store.record_local_list,
+                self.id,
+                version,
+                {t.token: t.status for t in tokens},
+                full,
+                self.now(),
+            )
 
     async def record_variables(self, variables: list[VariableRecord]) -> None:
         await self.store(self.services.store.record_variables, self.id, variables, self.now())
 
-    async def authorize(self, id_token: str, evse_id: int | None = None,
-                        starting: bool = False) -> TokenDecision:
+    async def authorize(
+        self, id_token: str, evse_id: int | None = None, starting: bool = False
+    ) -> TokenDecision:
         return await self.services.authorization.decide(
-            AuthorizationRequest(self.id, id_token, evse_id, starting))
+            AuthorizationRequest(self.id, id_token, evse_id, starting)
+        )
 
     # commands: each version's blocks implement them all
 
@@ -280,8 +401,13 @@ class ChargePoint(ABC):
         """See `Commands`."""
 
     @abstractmethod
-    async def remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int,
-                           charging_profile: dict[str, Any] | None) -> Any:
+    async def remote_start(
+        self,
+        id_token: str,
+        evse_id: int | None,
+        remote_start_id: int,
+        charging_profile: dict[str, Any] | None,
+    ) -> Any:
         """See `Commands`."""
 
     @abstractmethod
@@ -325,8 +451,13 @@ class ChargePoint(ABC):
         """See `Commands`."""
 
     @abstractmethod
-    async def clear_charging_profile(self, profile_id: int | None, evse_id: int | None,
-                                     purpose: str | None, stack_level: int | None) -> Any:
+    async def clear_charging_profile(
+        self,
+        profile_id: int | None,
+        evse_id: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> Any:
         """See `Commands`."""
 
     @abstractmethod
@@ -334,8 +465,9 @@ class ChargePoint(ABC):
         """See `Commands`."""
 
     @abstractmethod
-    async def reserve(self, reservation_id: int, id_token: str, expires_at: datetime,
-                      evse_id: int | None) -> Any:
+    async def reserve(
+        self, reservation_id: int, id_token: str, expires_at: datetime, evse_id: int | None
+    ) -> Any:
         """See `Commands`."""
 
     @abstractmethod
@@ -343,8 +475,7 @@ class ChargePoint(ABC):
         """See `Commands`."""
 
     @abstractmethod
-    async def update_firmware(self, location: str, retrieve_at: datetime,
-                              request_id: int) -> Any:
+    async def update_firmware(self, location: str, retrieve_at: datetime, request_id: int) -> Any:
         """See `Commands`."""
 
     @abstractmethod

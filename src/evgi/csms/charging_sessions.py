@@ -81,8 +81,9 @@ class ChargingSessions:
         if samples:
             self._bus.publish(MeterValuesReceived(station_id, evse_id, None, samples))
 
-    def _apply(self, conn: Connection, change: TransactionChange,
-               now: datetime) -> TransactionOutcome:
+    def _apply(
+        self, conn: Connection, change: TransactionChange, now: datetime
+    ) -> TransactionOutcome:
         store = self._store
         found = (
             None
@@ -133,8 +134,14 @@ class ChargingSessions:
             "missing_seq_nos": missing,
             "offline_messages": tx.offline_messages + (1 if change.offline else 0),
         }
-        for name in ("evse_id", "connector_id", "id_token", "group_id", "remote_start_id",
-                     "reservation_id"):
+        for name in (
+            "evse_id",
+            "connector_id",
+            "id_token",
+            "group_id",
+            "remote_start_id",
+            "reservation_id",
+        ):
             if getattr(tx, name) is None and getattr(change, name) is not None:
                 values[name] = getattr(change, name)
         if change.charging_state is not None:
@@ -150,8 +157,9 @@ class ChargingSessions:
         if ended:
             stop = change.meter_wh if change.meter_wh is not None else register
             if stop is None:
-                earlier = [s.sample for s in store.meter_samples(
-                    conn, transaction_number=tx.number)]
+                earlier = [
+                    s.sample for s in store.meter_samples(conn, transaction_number=tx.number)
+                ]
                 stop = energy_register_wh(earlier)
             values.update(
                 state="ended",
@@ -164,27 +172,54 @@ class ChargingSessions:
         store.add_meter_samples(
             conn, change.station_id, change.evse_id or tx.evse_id or 0, tx.number, change.samples
         )
-        return TransactionOutcome(tx, created=created, ended=ended,
-                                  missing=tuple(sorted(missing)))
+        return TransactionOutcome(tx, created=created, ended=ended, missing=tuple(sorted(missing)))
 
     def _publish(self, change: TransactionChange, outcome: TransactionOutcome) -> None:
         tx = outcome.transaction
         if outcome.created:
-            self._bus.publish(TransactionStarted(
-                tx.station_id, tx.transaction_id, tx.evse_id, tx.connector_id, tx.id_token,
-                tx.meter_start_wh, tx.started_at))
+            self._bus.publish(
+                TransactionStarted(
+                    tx.station_id,
+                    tx.transaction_id,
+                    tx.evse_id,
+                    tx.connector_id,
+                    tx.id_token,
+                    tx.meter_start_wh,
+                    tx.started_at,
+                )
+            )
         if change.samples:
-            self._bus.publish(MeterValuesReceived(
-                tx.station_id, change.evse_id or tx.evse_id or 0, tx.transaction_id,
-                change.samples))
+            self._bus.publish(
+                MeterValuesReceived(
+                    tx.station_id,
+                    change.evse_id or tx.evse_id or 0,
+                    tx.transaction_id,
+                    change.samples,
+                )
+            )
         if not outcome.created and not outcome.ended:
-            self._bus.publish(TransactionUpdated(
-                tx.station_id, tx.transaction_id, energy_register_wh(change.samples),
-                tx.charging_state, change.at))
+            self._bus.publish(
+                TransactionUpdated(
+                    tx.station_id,
+                    tx.transaction_id,
+                    energy_register_wh(change.samples),
+                    tx.charging_state,
+                    change.at,
+                )
+            )
         if outcome.ended:
             assert tx.stopped_at is not None
-            self._bus.publish(TransactionEnded(
-                tx.station_id, tx.transaction_id, tx.evse_id, tx.connector_id, tx.id_token,
-                tx.meter_start_wh, tx.meter_stop_wh, tx.started_at, tx.stopped_at,
-                tx.stop_reason))
-
+            self._bus.publish(
+                TransactionEnded(
+                    tx.station_id,
+                    tx.transaction_id,
+                    tx.evse_id,
+                    tx.connector_id,
+                    tx.id_token,
+                    tx.meter_start_wh,
+                    tx.meter_stop_wh,
+                    tx.started_at,
+                    tx.stopped_at,
+                    tx.stop_reason,
+                )
+            )

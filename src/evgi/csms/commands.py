@@ -39,8 +39,9 @@ class Commands:
         """Send any request dataclass of the station's own version (its `ocpp.vXX.call`)."""
         return await self._registry.get(station_id).call(payload, timeout)
 
-    async def send(self, station_id: str, action: str, body: dict[str, Any],
-                   timeout: float | None = None) -> Any:
+    async def send(
+        self, station_id: str, action: str, body: dict[str, Any], timeout: float | None = None
+    ) -> Any:
         """Send any action of the station's version by name, with its body as on the wire."""
         charge_point = self._registry.get(station_id)
         dialect = charge_point.dialect
@@ -53,22 +54,30 @@ class Commands:
             raise ValidationError(f"invalid {action} body: {exc}") from exc
         return await charge_point.call(payload, timeout)
 
-    async def change_availability(self, station_id: str, operative: bool,
-                                  evse_id: int | None = None) -> Any:
+    async def change_availability(
+        self, station_id: str, operative: bool, evse_id: int | None = None
+    ) -> Any:
         """Whole station when `evse_id` is None (1.6: connector 0)."""
         return await self._registry.get(station_id).change_availability(operative, evse_id)
 
-    async def reset(self, station_id: str, immediate: bool = True,
-                    evse_id: int | None = None) -> Any:
+    async def reset(
+        self, station_id: str, immediate: bool = True, evse_id: int | None = None
+    ) -> Any:
         """1.6 Hard / Soft, 2.x Immediate / OnIdle."""
         return await self._registry.get(station_id).reset(immediate, evse_id)
 
-    async def remote_start(self, station_id: str, id_token: str, evse_id: int | None = None,
-                           charging_profile: dict[str, Any] | None = None,
-                           remote_start_id: int | None = None) -> Any:
+    async def remote_start(
+        self,
+        station_id: str,
+        id_token: str,
+        evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        remote_start_id: int | None = None,
+    ) -> Any:
         """1.6 RemoteStartTransaction, 2.x RequestStartTransaction (evse_id = 1.6 connector)."""
         return await self._registry.get(station_id).remote_start(
-            id_token, evse_id, remote_start_id or self.next_id(), charging_profile)
+            id_token, evse_id, remote_start_id or self.next_id(), charging_profile
+        )
 
     async def remote_stop(self, station_id: str, transaction_id: str) -> Any:
         return await self._registry.get(station_id).remote_stop(transaction_id)
@@ -84,8 +93,9 @@ class Commands:
         """2.x GetVariables; 1.6 GetConfiguration of the refs' variables (their keys)."""
         return await self._registry.get(station_id).get_variables(list(refs))
 
-    async def set_variables(self, station_id: str,
-                            values: Sequence[tuple[VariableRef, str]]) -> Any:
+    async def set_variables(
+        self, station_id: str, values: Sequence[tuple[VariableRef, str]]
+    ) -> Any:
         """2.x SetVariables; 1.6 one ChangeConfiguration per key (a list of answers)."""
         return await self._registry.get(station_id).set_variables(list(values))
 
@@ -93,8 +103,9 @@ class Commands:
         """2.x GetBaseReport FullInventory; 1.6 GetConfiguration of every key."""
         return await self._registry.get(station_id).get_report(self.next_id())
 
-    async def send_local_list(self, station_id: str, tokens: Sequence[str] | None = None,
-                              full: bool = True) -> Any:
+    async def send_local_list(
+        self, station_id: str, tokens: Sequence[str] | None = None, full: bool = True
+    ) -> Any:
         """Send registered tokens (all when `tokens` is None) as the next list version."""
         charge_point = self._registry.get(station_id)
         records = await self._store.apply(self._store.tokens, tokens)
@@ -107,38 +118,54 @@ class Commands:
     async def clear_cache(self, station_id: str) -> Any:
         return await self._registry.get(station_id).clear_cache()
 
-    async def set_charging_profile(self, station_id: str, evse_id: int,
-                                   profile: dict[str, Any]) -> Any:
+    async def set_charging_profile(
+        self, station_id: str, evse_id: int, profile: dict[str, Any]
+    ) -> Any:
         """`profile` in the station's version shape, camelCase as on the wire."""
         return await self._registry.get(station_id).set_charging_profile(evse_id, profile)
 
-    async def clear_charging_profile(self, station_id: str, profile_id: int | None = None,
-                                     evse_id: int | None = None, purpose: str | None = None,
-                                     stack_level: int | None = None) -> Any:
+    async def clear_charging_profile(
+        self,
+        station_id: str,
+        profile_id: int | None = None,
+        evse_id: int | None = None,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> Any:
         return await self._registry.get(station_id).clear_charging_profile(
-            profile_id, evse_id, purpose, stack_level)
+            profile_id, evse_id, purpose, stack_level
+        )
 
-    async def composite_schedule(self, station_id: str, evse_id: int, duration: int,
-                                 unit: str | None = None) -> Any:
+    async def composite_schedule(
+        self, station_id: str, evse_id: int, duration: int, unit: str | None = None
+    ) -> Any:
         return await self._registry.get(station_id).composite_schedule(evse_id, duration, unit)
 
-    async def reserve(self, station_id: str, reservation_id: int, id_token: str,
-                      expires_at: datetime, evse_id: int | None = None) -> Any:
-        return await self._registry.get(station_id).reserve(reservation_id, id_token,
-                                                            expires_at, evse_id)
+    async def reserve(
+        self,
+        station_id: str,
+        reservation_id: int,
+        id_token: str,
+        expires_at: datetime,
+        evse_id: int | None = None,
+    ) -> Any:
+        return await self._registry.get(station_id).reserve(
+            reservation_id, id_token, expires_at, evse_id
+        )
 
     async def cancel_reservation(self, station_id: str, reservation_id: int) -> Any:
         return await self._registry.get(station_id).cancel_reservation(reservation_id)
 
-    async def update_firmware(self, station_id: str, location: str,
-                              retrieve_at: datetime) -> Any:
-        return await self._registry.get(station_id).update_firmware(location, retrieve_at,
-                                                                     self.next_id())
+    async def update_firmware(self, station_id: str, location: str, retrieve_at: datetime) -> Any:
+        return await self._registry.get(station_id).update_firmware(
+            location, retrieve_at, self.next_id()
+        )
 
     async def get_log(self, station_id: str, location: str) -> Any:
         """2.x GetLog (DiagnosticsLog); 1.6 GetDiagnostics. The upload goes to `location`."""
         return await self._registry.get(station_id).get_log(location, self.next_id())
 
-    async def data_transfer(self, station_id: str, vendor_id: str,
-                            message_id: str | None = None, data: Any = None) -> Any:
+    async def data_transfer(
+        self, station_id: str, vendor_id: str, message_id: str | None = None, data: Any = None
+    ) -> Any:
         return await self._registry.get(station_id).data_transfer(vendor_id, message_id, data)

@@ -273,8 +273,9 @@ class OcppLink:
             self._handler.admit(call.action)
             result = await route(**to_snake_case(call.payload))
         except OCPPError as exc:
-            self._log.info("call refused", action=call.action, code=exc.code,
-                           reason=exc.description)
+            self._log.info(
+                "call refused", action=call.action, code=exc.code, reason=exc.description
+            )
             return str(call.create_call_error(exc).to_json())
         except Exception:
             self._log.exception("call failed", action=call.action)
@@ -343,7 +344,8 @@ class OcppLink:
         try:
             self._schemas.check(self.dialect.version, action, "response", answer.payload)
         except OCPPError as exc:
-            raise StationCallError(exc.code, f"invalid {action} answer: {exc.description}",
-                                   exc.details) from exc
+            raise StationCallError(
+                exc.code, f"invalid {action} answer: {exc.description}", exc.details
+            ) from exc
         result_type = getattr(self.dialect.call_result, action)
         return result_type(**to_snake_case(answer.payload))

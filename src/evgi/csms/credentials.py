@@ -19,8 +19,9 @@ _N, _R, _P, _LENGTH = 2**14, 8, 1, 32
 
 
 def _kdf(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=_LENGTH,
-                          maxmem=2 * 128 * r * n)
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=_LENGTH, maxmem=2 * 128 * r * n
+    )
 
 
 def hash_password(password: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from evgi.core.units import energy_between
 from evgi.storage.charging import MeterSample
 
 
@@ -69,9 +70,7 @@ class TransactionEnded:
 
     @property
     def energy_wh(self) -> int | None:
-        if self.meter_start_wh is None or self.meter_stop_wh is None:
-            return None
-        return self.meter_stop_wh - self.meter_start_wh
+        return energy_between(self.meter_start_wh, self.meter_stop_wh)
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,18 @@ def samples_from_16(meter_values: Iterable[dict[str, Any]]) -> list[MeterSample]
         timestamp = parse_time(entry["timestamp"])
         for sampled in entry["sampled_value"]:
             signed = sampled.get("format") == "SignedData"
-            out.append(MeterSample(
-                timestamp=timestamp,
-                measurand=sampled.get("measurand", ENERGY_REGISTER),
-                value=None if signed else _number(sampled["value"]),
-                unit=sampled.get("unit", "Wh"),
-                phase=sampled.get("phase"),
-                context=sampled.get("context", "Sample.Periodic"),
-                location=sampled.get("location", "Outlet"),
-                signed=sampled["value"] if signed else None,
-            ))
+            out.append(
+                MeterSample(
+                    timestamp=timestamp,
+                    measurand=sampled.get("measurand", ENERGY_REGISTER),
+                    value=None if signed else _number(sampled["value"]),
+                    unit=sampled.get("unit", "Wh"),
+                    phase=sampled.get("phase"),
+                    context=sampled.get("context", "Sample.Periodic"),
+                    location=sampled.get("location", "Outlet"),
+                    signed=sampled["value"] if signed else None,
+                )
+            )
     return out
 
 
@@ -58,17 +60,19 @@ def samples_from_2x(meter_values: Iterable[dict[str, Any]]) -> list[MeterSample]
         for sampled in entry["sampled_value"]:
             unit = sampled.get("unit_of_measure") or {}
             signed = sampled.get("signed_meter_value")
-            out.append(MeterSample(
-                timestamp=timestamp,
-                measurand=sampled.get("measurand", ENERGY_REGISTER),
-                value=float(sampled["value"]),
-                unit=unit.get("unit", "Wh"),
-                multiplier=int(unit.get("multiplier", 0)),
-                phase=sampled.get("phase"),
-                context=sampled.get("context", "Sample.Periodic"),
-                location=sampled.get("location", "Outlet"),
-                signed=None if signed is None else compact_json(to_camel_case(signed)),
-            ))
+            out.append(
+                MeterSample(
+                    timestamp=timestamp,
+                    measurand=sampled.get("measurand", ENERGY_REGISTER),
+                    value=float(sampled["value"]),
+                    unit=unit.get("unit", "Wh"),
+                    multiplier=int(unit.get("multiplier", 0)),
+                    phase=sampled.get("phase"),
+                    context=sampled.get("context", "Sample.Periodic"),
+                    location=sampled.get("location", "Outlet"),
+                    signed=None if signed is None else compact_json(to_camel_case(signed)),
+                )
+            )
     return out
 
 

@@ -48,9 +48,7 @@ class Schemas:
                 )
             return self._validators[key]
 
-    def check(
-        self, version: OcppVersion, action: str, direction: Direction, payload: Any
-    ) -> None:
+    def check(self, version: OcppVersion, action: str, direction: Direction, payload: Any) -> None:
         """Raise the version's CALLERROR for a payload that breaks its schema."""
         try:
             self.validator(version, action, direction)(payload)

@@ -48,7 +48,9 @@ def station_ssl_context(
     name; under profile 3 it presents `identity` (its certificate and key)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(cadata=csms_root.public_bytes(serialization.Encoding.PEM).decode())
+    context.load_verify_locations(
+        cadata=csms_root.public_bytes(serialization.Encoding.PEM).decode()
+    )
     if identity is not None:
         _load_identity(context, identity)
     return context

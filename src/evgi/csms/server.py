@@ -119,8 +119,9 @@ class OcppServer:
             if self._services.settings.ocpp_unknown_stations == "reject":
                 log.warning("unknown station refused", station=station_id)
                 return connection.respond(HTTPStatus.NOT_FOUND, "unknown station\n")
-            station = await store.apply(store.add_station, station_id, None, 0, "Pending",
-                                        self._services.clock.now())
+            station = await store.apply(
+                store.add_station, station_id, None, 0, "Pending", self._services.clock.now()
+            )
             log.info("unknown station admitted as pending", station=station_id)
         certificate = _peer_certificate(connection)
         refusal = await self._authenticate(station, request, certificate)
@@ -165,15 +166,17 @@ class OcppServer:
         admission = self._admissions.pop(socket)
         station = admission.station
         if socket.subprotocol is None:
-            log.warning("no common subprotocol", station=station.id,
-                        offered=socket.request.headers.get("Sec-WebSocket-Protocol")
-                        if socket.request else None)
+            log.warning(
+                "no common subprotocol",
+                station=station.id,
+                offered=socket.request.headers.get("Sec-WebSocket-Protocol")
+                if socket.request
+                else None,
+            )
             await socket.close(CloseCode.PROTOCOL_ERROR, "no supported OCPP version offered")
             return
         version = OcppVersion(socket.subprotocol)
-        charge_point = self._charge_points[version](
-            station, self._services, admission.certificate
-        )
+        charge_point = self._charge_points[version](station, self._services, admission.certificate)
         link = OcppLink(
             station.id,
             charge_point.dialect,
@@ -196,8 +199,9 @@ class OcppServer:
             await link.serve()
         finally:
             if self._registry.detach(charge_point):
-                await store.apply(store.record_connection, station.id, version.value, False,
-                                  clock.now())
+                await store.apply(
+                    store.record_connection, station.id, version.value, False, clock.now()
+                )
             log.info("station disconnected", station=station.id, code=socket.close_code)
 
 
@@ -221,7 +225,7 @@ def _select_subprotocol(
 def _station_id(path: str) -> str | None:
     if not path.startswith(PATH_PREFIX):
         return None
-    station_id = unquote(path[len(PATH_PREFIX):].partition("?")[0])
+    station_id = unquote(path[len(PATH_PREFIX) :].partition("?")[0])
     if not station_id or len(station_id) > MAX_STATION_ID or any(c in station_id for c in "/:"):
         return None
     return station_id

@@ -34,8 +34,17 @@ CHARGE_POINTS: dict[OcppVersion, ChargePointFactory] = {
     OcppVersion.V21: v21.ChargePoint,
 }
 BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
-TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
-                  "NotAtThisLocation", "NotAtThisTime", "Unknown")
+TOKEN_STATUSES = (
+    "Accepted",
+    "Blocked",
+    "Expired",
+    "Invalid",
+    "NoCredit",
+    "NotAllowedTypeEVSE",
+    "NotAtThisLocation",
+    "NotAtThisTime",
+    "Unknown",
+)
 
 
 class Csms:
@@ -49,15 +58,25 @@ class Csms:
         self.registry = StationRegistry()
         self.authorization = Authorization(self.store, clock)
         self.commands = Commands(self.registry, self.store)
-        self.services = Services(settings, self.store, bus, clock, self.authorization,
-                                 ChargingSessions(self.store, bus, clock))
+        self.services = Services(
+            settings,
+            self.store,
+            bus,
+            clock,
+            self.authorization,
+            ChargingSessions(self.store, bus, clock),
+        )
         self._server: OcppServer | None = None
 
     # registration, for the CLI and the operator API
 
-    def add_station(self, station_id: str, password: str | None = None,
-                    security_profile: int | None = None,
-                    boot_status: str = "Accepted") -> Station:
+    def add_station(
+        self,
+        station_id: str,
+        password: str | None = None,
+        security_profile: int | None = None,
+        boot_status: str = "Accepted",
+    ) -> Station:
         """Register a station; with a password its profile defaults to 1 (Basic auth)."""
         if security_profile is None:
             security_profile = 1 if password is not None else 0
@@ -68,16 +87,28 @@ class Csms:
         if boot_status not in BOOT_STATUSES:
             raise ValidationError(f"boot status is one of {', '.join(BOOT_STATUSES)}")
         hashed = None if password is None else hash_password(password)
-        return self.store.run(self.store.add_station, station_id, hashed, security_profile,
-                              boot_status, self.clock.now())
+        return self.store.run(
+            self.store.add_station,
+            station_id,
+            hashed,
+            security_profile,
+            boot_status,
+            self.clock.now(),
+        )
 
-    def add_token(self, token: str, status: str = "Accepted",
-                  expires_at: datetime | None = None, group_id: str | None = None,
-                  token_type: str = "ISO14443") -> IdToken:
+    def add_token(
+        self,
+        token: str,
+        status: str = "Accepted",
+        expires_at: datetime | None = None,
+        group_id: str | None = None,
+        token_type: str = "ISO14443",
+    ) -> IdToken:
         if status not in TOKEN_STATUSES:
             raise ValidationError(f"token status is one of {', '.join(TOKEN_STATUSES)}")
-        return self.store.run(self.store.put_token, token, status, self.clock.now(),
-                              token_type, expires_at, group_id)
+        return self.store.run(
+            self.store.put_token, token, status, self.clock.now(), token_type, expires_at, group_id
+        )
 
     async def disconnect(self, station_id: str, reason: str) -> bool:
         """Close a station's connection, if it has one; False when it had none. A station may
@@ -93,17 +124,23 @@ class Csms:
 
     # the OCPP server
 
-    async def start(self, host: str | None = None, port: int | None = None,
-                    ssl_context: ssl.SSLContext | None = None,
-                    certificate_check: CertificateCheck | None = None) -> OcppServer:
+    async def start(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        certificate_check: CertificateCheck | None = None,
+    ) -> OcppServer:
         """Listen for stations (settings' host and port unless given; port 0 picks one)."""
         if self._server is not None:
             raise RuntimeError("the OCPP server is already running")
         await self.store.apply(self.store.mark_all_disconnected)
-        server = OcppServer(self.services, self.registry, CHARGE_POINTS, ssl_context,
-                            certificate_check)
-        await server.start(host or self.settings.ocpp_host,
-                           self.settings.ocpp_port if port is None else port)
+        server = OcppServer(
+            self.services, self.registry, CHARGE_POINTS, ssl_context, certificate_check
+        )
+        await server.start(
+            host or self.settings.ocpp_host, self.settings.ocpp_port if port is None else port
+        )
         self._server = server
         return server
 
@@ -114,10 +151,13 @@ class Csms:
         self.store.close()
 
     @asynccontextmanager
-    async def running(self, host: str | None = None, port: int | None = None,
-                      ssl_context: ssl.SSLContext | None = None,
-                      certificate_check: CertificateCheck | None = None,
-                      ) -> AsyncIterator[OcppServer]:
+    async def running(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        certificate_check: CertificateCheck | None = None,
+    ) -> AsyncIterator[OcppServer]:
         server = await self.start(host, port, ssl_context, certificate_check)
         try:
             yield server

@@ -84,8 +84,17 @@ class AccessLog:
             rows = conn.execute(query.order_by(_L.id.desc()).limit(limit)).all()
         return [
             AccessEntry(
-                _moment(r.at_us), r.owner, r.container_id, r.accessor, r.action, r.role,
-                r.outcome, r.reason, r.via, r.request_id, r.records,
+                _moment(r.at_us),
+                r.owner,
+                r.container_id,
+                r.accessor,
+                r.action,
+                r.role,
+                r.outcome,
+                r.reason,
+                r.via,
+                r.request_id,
+                r.records,
             )
             for r in rows
         ]

@@ -194,8 +194,14 @@ class ContainerStore:
             ).all()
         return [
             Archive(
-                r.tier, r.first_seq, r.last_seq, r._mapping["count"], r.first_at, r.last_at,
-                r.hash, r.path,
+                r.tier,
+                r.first_seq,
+                r.last_seq,
+                r._mapping["count"],
+                r.first_at,
+                r.last_at,
+                r.hash,
+                r.path,
             )
             for r in rows
         ]

@@ -288,12 +288,14 @@ class DataHost:
         retention_s = nearline_s = None
         if kind == "stream":
             retention_s = int(
-                (retention or (known.retention if known else None) or timedelta(days=1))
-                .total_seconds()
+                (
+                    retention or (known.retention if known else None) or timedelta(days=1)
+                ).total_seconds()
             )
             nearline_s = int(
-                (nearline or (known.nearline if known else None) or timedelta(days=30))
-                .total_seconds()
+                (
+                    nearline or (known.nearline if known else None) or timedelta(days=30)
+                ).total_seconds()
             )
         dbc = self.dbc_for(data_type)
         container_id = f"{kind[0]}-{secrets.token_hex(6)}"
@@ -445,9 +447,7 @@ class DataHost:
                 self.view, request.container, container, accessor, role, unix_seconds(now)
             )
         except Refusal as refusal:
-            self.access.record(
-                AccessEntry(**entry, outcome="refused", reason=refusal.reason.value)
-            )
+            self.access.record(AccessEntry(**entry, outcome="refused", reason=refusal.reason.value))
             raise
         expires = unix_seconds(now + SESSION_TTL)
         if grant.expires is not None:
@@ -528,8 +528,15 @@ class DataHost:
         except Refusal as refusal:
             self.access.record(
                 AccessEntry(
-                    now, container["owner"], container_id, claims.accessor, action, role.value,
-                    "refused", refusal.reason.value, claims.via,
+                    now,
+                    container["owner"],
+                    container_id,
+                    claims.accessor,
+                    action,
+                    role.value,
+                    "refused",
+                    refusal.reason.value,
+                    claims.via,
                 )
             )
             raise
@@ -540,8 +547,17 @@ class DataHost:
     ) -> None:
         self.access.record(
             AccessEntry(
-                at, container.owner, container.id, claims.accessor, action, claims.role.value,
-                "granted", "", claims.via, None, n,
+                at,
+                container.owner,
+                container.id,
+                claims.accessor,
+                action,
+                claims.role.value,
+                "granted",
+                "",
+                claims.via,
+                None,
+                n,
             )
         )
 
@@ -569,9 +585,14 @@ class DataHost:
         role = document.get("role")
         self.access.record(
             AccessEntry(
-                now, container["owner"], str(document["container"]), accessor, "unlock",
+                now,
+                container["owner"],
+                str(document["container"]),
+                accessor,
+                "unlock",
                 role if isinstance(role, str) and role in Role.__members__.values() else None,
-                "refused", refusal.reason.value,
+                "refused",
+                refusal.reason.value,
             )
         )
 

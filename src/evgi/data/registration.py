@@ -40,4 +40,3 @@ class Registration:
 
 def registration_root(record_hashes: Sequence[str]) -> str:
     return to_hex(merkle_root([from_hex(h) for h in record_hashes]))
-

@@ -121,8 +121,11 @@ def settle(
     fee_payee = normalize_address(fee_payee)
     symbol = record["symbol"]
     refund = amount - payee_amount - fee_amount
-    for target, share in ((record["payee"], payee_amount), (fee_payee, fee_amount),
-                          (record["payer"], refund)):
+    for target, share in (
+        (record["payee"], payee_amount),
+        (fee_payee, fee_amount),
+        (record["payer"], refund),
+    ):
         if share:
             token.move(ctx, symbol, None, target, share)
     _close(

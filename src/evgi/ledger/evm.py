@@ -91,8 +91,16 @@ class EvmBlockHeader(BlockHeader):
 
 _TYPED_FIELDS = {
     1: ("chainId", "nonce", "gasPrice", "gas", "to", "value", "accessList"),
-    2: ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value",
-        "accessList"),
+    2: (
+        "chainId",
+        "nonce",
+        "maxPriorityFeePerGas",
+        "maxFeePerGas",
+        "gas",
+        "to",
+        "value",
+        "accessList",
+    ),
 }
 
 
@@ -107,15 +115,28 @@ def raw_transaction(tx: Any) -> bytes:
     to = tx.get("to") or b""
     if kind == 0:
         unsigned = serializable_unsigned_transaction_from_dict(
-            {"nonce": tx["nonce"], "gasPrice": tx["gasPrice"], "gas": tx["gas"], "to": to,
-             "value": tx["value"], "data": tx["input"]}
+            {
+                "nonce": tx["nonce"],
+                "gasPrice": tx["gasPrice"],
+                "gas": tx["gas"],
+                "to": to,
+                "value": tx["value"],
+                "data": tx["input"],
+            }
         )
         return bytes(encode_transaction(unsigned, (tx["v"], _int(tx["r"]), _int(tx["s"]))))
     if kind not in _TYPED_FIELDS:
         raise ValidationError(f"transactions of type {kind} are not supported")
     fields = {name: tx[name] for name in _TYPED_FIELDS[kind] if name in tx}
-    fields |= {"type": kind, "to": to, "data": tx["input"], "v": tx["v"], "r": tx["r"],
-               "s": tx["s"], "accessList": tx.get("accessList") or []}
+    fields |= {
+        "type": kind,
+        "to": to,
+        "data": tx["input"],
+        "v": tx["v"],
+        "r": tx["r"],
+        "s": tx["s"],
+        "accessList": tx.get("accessList") or [],
+    }
     return bytes(TypedTransaction.from_dict(fields).encode())
 
 
@@ -169,8 +190,12 @@ class ContractState:
             currency, decimals, admin = self._call("token", "tokens", symbol)
             if int(admin, 16) == 0:
                 return None
-            return {"symbol": symbol, "currency": currency, "decimals": decimals,
-                    "admin": admin.lower()}
+            return {
+                "symbol": symbol,
+                "currency": currency,
+                "decimals": decimals,
+                "admin": admin.lower(),
+            }
         if field == "supply":
             return self._call("token", "totalSupply", symbol)
         if field == "balance" and len(rest) == 1:
@@ -184,28 +209,54 @@ class ContractState:
             return self._call("escrow", "total", name)
         if field != "id":
             raise ValidationError(f"the escrow contract has no field {field!r}")
-        (payer, payee, operator, symbol, amount, opened, opened_at, deadline, state,
-         payee_amount, fee_amount, fee_payee, record_hash, closed) = self._call(
-            "escrow", "escrows", name)
+        (
+            payer,
+            payee,
+            operator,
+            symbol,
+            amount,
+            opened,
+            opened_at,
+            deadline,
+            state,
+            payee_amount,
+            fee_amount,
+            fee_payee,
+            record_hash,
+            closed,
+        ) = self._call("escrow", "escrows", name)
         if int(payer, 16) == 0:
             return None
         return {
-            "payer": payer.lower(), "payee": payee.lower(), "operator": operator.lower(),
-            "symbol": symbol, "amount": amount, "opened": opened, "openedAt": opened_at,
-            "deadline": deadline, "state": {1: "open", 2: "settled", 4: "refunded"}[state],
-            "payeeAmount": payee_amount, "feeAmount": fee_amount,
+            "payer": payer.lower(),
+            "payee": payee.lower(),
+            "operator": operator.lower(),
+            "symbol": symbol,
+            "amount": amount,
+            "opened": opened,
+            "openedAt": opened_at,
+            "deadline": deadline,
+            "state": {1: "open", 2: "settled", 4: "refunded"}[state],
+            "payeeAmount": payee_amount,
+            "feeAmount": fee_amount,
             "feePayee": fee_payee.lower() if int(fee_payee, 16) else None,
             "recordHash": to_hex(record_hash) if record_hash != ZERO_HASH else None,
             "closed": closed or None,
         }
 
     def _anchor(self, anchor_hash: str) -> Any:
-        by, block, timestamp, kind, meta = self._call("anchors", "anchors",
-                                                      bytes.fromhex(anchor_hash[2:]))
+        by, block, timestamp, kind, meta = self._call(
+            "anchors", "anchors", bytes.fromhex(anchor_hash[2:])
+        )
         if int(by, 16) == 0:
             return None
-        return {"by": by.lower(), "block": block, "timestamp": timestamp, "kind": kind,
-                "meta": parse_json(meta)}
+        return {
+            "by": by.lower(),
+            "block": block,
+            "timestamp": timestamp,
+            "kind": kind,
+            "meta": parse_json(meta),
+        }
 
     def _did(self, identity: str, field: str, rest: list[str]) -> Any:
         subject = checksum_address(identity)
@@ -219,8 +270,7 @@ class ContractState:
             return self.ledger.did_history(identity).get(f"did/{identity}/owner")
         if field == "delegate" and len(rest) == 2:
             kind = keccak256(rest[0].encode().ljust(32, b"\0"))
-            valid_to = self._call("registry", "delegates", subject, kind,
-                                  checksum_address(rest[1]))
+            valid_to = self._call("registry", "delegates", subject, kind, checksum_address(rest[1]))
             return valid_to or None
         raise ValidationError(f"the registry contract has no field {field!r}")
 
@@ -252,8 +302,9 @@ class EvmLedger:
         self.first_block = 0
         self.addresses = self._attach_or_deploy(deployer, deployment_file, trust_anchors)
         self.contracts: dict[str, Contract] = {
-            name: web3.eth.contract(address=Web3.to_checksum_address(address),
-                                    abi=compile_contract(name).abi)
+            name: web3.eth.contract(
+                address=Web3.to_checksum_address(address), abi=compile_contract(name).abi
+            )
             for name, address in self.addresses.items()
         }
         self._by_address = {c.address.lower(): name for name, c in self.contracts.items()}
@@ -267,14 +318,18 @@ class EvmLedger:
         if path.exists():
             recorded = json.loads(path.read_text(encoding="utf-8"))
             if recorded["chainId"] != self.chain_id:
-                raise ConfigError(f"{path} records chain {recorded['chainId']}, the node is on "
-                                  f"chain {self.chain_id}")
+                raise ConfigError(
+                    f"{path} records chain {recorded['chainId']}, the node is on "
+                    f"chain {self.chain_id}"
+                )
             addresses: dict[str, str] = recorded["contracts"]
             self.first_block = int(recorded["block"])
             for name, address in addresses.items():
                 if not self.web3.eth.get_code(Web3.to_checksum_address(address)):
-                    raise ConfigError(f"{path} names {name} at {address}, where this chain has "
-                                      "no code (a reset node?); remove the file to deploy anew")
+                    raise ConfigError(
+                        f"{path} names {name} at {address}, where this chain has "
+                        "no code (a reset node?); remove the file to deploy anew"
+                    )
             return addresses
         anchors = sorted({normalize_address(a) for a in trust_anchors} or {deployer.address})
         self.fund(deployer.address)
@@ -289,9 +344,18 @@ class EvmLedger:
             "anchors": self._deploy(deployer, "anchors"),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"chainId": self.chain_id, "block": self.first_block,
-                                    "trustAnchors": anchors, "contracts": addresses}, indent=2),
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                {
+                    "chainId": self.chain_id,
+                    "block": self.first_block,
+                    "trustAnchors": anchors,
+                    "contracts": addresses,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         return addresses
 
     def _deploy(self, deployer: Account, name: str, *args: Any) -> str:
@@ -303,8 +367,9 @@ class EvmLedger:
             raise ConfigError(f"deploying the {name} contract failed")
         return str(receipt["contractAddress"]).lower()
 
-    def _transact(self, sender: Account, to: str, abi: list[dict[str, Any]], function: str,
-                  *args: Any) -> None:
+    def _transact(
+        self, sender: Account, to: str, abi: list[dict[str, Any]], function: str, *args: Any
+    ) -> None:
         contract = self.web3.eth.contract(address=Web3.to_checksum_address(to), abi=abi)
         data = contract.encode_abi(function, args=list(_checksummed(args)))
         if self._send_and_wait(sender, to, data)["status"] != 1:
@@ -351,10 +416,15 @@ class EvmLedger:
         raw, signature = self._sign_call(account, tx.nonce, self.addresses[binding.contract], data)
         return EvmSignedTransaction(tx, raw, signature)
 
-    def _sign_call(self, account: Account, nonce: int, to: str | None, data: str
-                   ) -> tuple[bytes, bytes]:
-        fields: dict[str, Any] = {"chainId": self.chain_id, "nonce": nonce, "value": 0,
-                                  "data": data}
+    def _sign_call(
+        self, account: Account, nonce: int, to: str | None, data: str
+    ) -> tuple[bytes, bytes]:
+        fields: dict[str, Any] = {
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "value": 0,
+            "data": data,
+        }
         if to is not None:
             fields["to"] = Web3.to_checksum_address(to)
         sender = Web3.to_checksum_address(account.address)
@@ -387,8 +457,9 @@ class EvmLedger:
         """
         hashes = [self._send(stx) for stx in transactions]
         return [
-            self._receipt(self.web3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=_RECEIPT_TIMEOUT))
+            self._receipt(
+                self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT)
+            )
             for tx_hash in hashes
         ]
 
@@ -403,10 +474,13 @@ class EvmLedger:
                 # Hardhat mines a reverting transaction, then answers with an error naming it.
                 return HexBytes(stx.hash)
             if "nonce" in message.lower() or "known" in message.lower():
-                raise NonceError(f"replay rejected: the node refused nonce {stx.tx.nonce} of "
-                                 f"{stx.tx.sender} ({message})") from exc
-            raise ValidationError(f"the node refused transaction {stx.hash_hex}: {message}"
-                                  ) from exc
+                raise NonceError(
+                    f"replay rejected: the node refused nonce {stx.tx.nonce} of "
+                    f"{stx.tx.sender} ({message})"
+                ) from exc
+            raise ValidationError(
+                f"the node refused transaction {stx.hash_hex}: {message}"
+            ) from exc
 
     def _receipt(self, receipt: Any) -> Receipt:
         ok = receipt["status"] == 1
@@ -423,8 +497,12 @@ class EvmLedger:
     def _revert_reason(self, receipt: Any) -> str:
         """The reason string of a failed call, by replaying it on the state before its block."""
         sent = self.web3.eth.get_transaction(receipt["transactionHash"])
-        call: Any = {"from": sent["from"], "to": sent["to"], "data": sent["input"],
-                     "gas": sent["gas"]}
+        call: Any = {
+            "from": sent["from"],
+            "to": sent["to"],
+            "data": sent["input"],
+            "gas": sent["gas"],
+        }
         try:
             self.web3.eth.call(call, block_identifier=int(receipt["blockNumber"]) - 1)
         except Exception as exc:  # web3, eth-tester and Hardhat each raise their own kind
@@ -444,10 +522,13 @@ class EvmLedger:
                     continue
                 decoded = event.process_log(entry)
                 renamed = RENAMED_FIELDS.get(event.event_name, {})
-                logs.append({"event": event.event_name} | {
-                    renamed.get(field, field): log_value(event.event_name, field, value)
-                    for field, value in decoded["args"].items()
-                })
+                logs.append(
+                    {"event": event.event_name}
+                    | {
+                        renamed.get(field, field): log_value(event.event_name, field, value)
+                        for field, value in decoded["args"].items()
+                    }
+                )
         return logs
 
     # -- reads -----------------------------------------------------------------------------
@@ -456,8 +537,11 @@ class EvmLedger:
         return run_query(self.state, module, name, args)
 
     def nonce(self, address: str) -> int:
-        return int(self.web3.eth.get_transaction_count(
-            Web3.to_checksum_address(normalize_address(address)), "pending"))
+        return int(
+            self.web3.eth.get_transaction_count(
+                Web3.to_checksum_address(normalize_address(address)), "pending"
+            )
+        )
 
     def did_history(self, identity: str) -> dict[str, Any]:
         """The `did` module's keys of one identity, replayed from its ERC-1056 events: walk back
@@ -468,10 +552,14 @@ class EvmLedger:
         topic = "0x" + "00" * 12 + identity[2:].lower()
         events: list[tuple[int, int, dict[str, Any]]] = []
         while block:
-            entries = self.web3.eth.get_logs({
-                "address": registry_contract.address, "fromBlock": block, "toBlock": block,
-                "topics": [None, topic],
-            })
+            entries = self.web3.eth.get_logs(
+                {
+                    "address": registry_contract.address,
+                    "fromBlock": block,
+                    "toBlock": block,
+                    "topics": [None, topic],
+                }
+            )
             receipt = {"logs": entries}
             decoded = self._logs(receipt)
             events += [(block, i, log) for i, log in enumerate(decoded)]
@@ -486,8 +574,7 @@ class EvmLedger:
                 state[f"{prefix}/delegate/{log['delegateType']}/{log['delegate']}"] = log["validTo"]
             elif log["event"] == "DIDAttributeChanged":
                 key = registry.attribute_key(identity, log["name"], log["value"])
-                state[key] = {"name": log["name"], "value": log["value"],
-                              "validTo": log["validTo"]}
+                state[key] = {"name": log["name"], "value": log["value"], "validTo": log["validTo"]}
             state[f"{prefix}/changed"] = height
         return state
 
@@ -534,10 +621,19 @@ class EvmLedger:
             for (param, kind), value in zip(binding.params, ordered, strict=True)
             if kind is not Kind.DECIMALS
         }
-        tx = Transaction(self.chain_id, str(sent["from"]).lower(), int(sent["nonce"]),
-                         binding.module, binding.method, args)
-        signature = (_int(sent["r"]).to_bytes(32, "big") + _int(sent["s"]).to_bytes(32, "big")
-                     + bytes([int(sent["v"])]))
+        tx = Transaction(
+            self.chain_id,
+            str(sent["from"]).lower(),
+            int(sent["nonce"]),
+            binding.module,
+            binding.method,
+            args,
+        )
+        signature = (
+            _int(sent["r"]).to_bytes(32, "big")
+            + _int(sent["s"]).to_bytes(32, "big")
+            + bytes([int(sent["v"])])
+        )
         return EvmSignedTransaction(tx, raw_transaction(sent), signature), self._receipt(receipt)
 
     def receipt(self, tx_hash: str) -> Receipt:
@@ -555,8 +651,9 @@ class EvmLedger:
         trie = self._transactions_trie(block)
         header = self._header(block)
         if to_hex(trie.root_hash) != header.tx_root:
-            raise ValidationError(f"block {header.height}: its transactions do not rebuild its "
-                                  "transactionsRoot")
+            raise ValidationError(
+                f"block {header.height}: its transactions do not rebuild its transactionsRoot"
+            )
         key = rlp.encode(int(receipt["transactionIndex"]))
         nodes = tuple(rlp.encode(node) for node in trie.get_proof(key))
         return PatriciaProof(header, int(receipt["transactionIndex"]), trie[key], nodes)

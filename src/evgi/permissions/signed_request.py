@@ -88,9 +88,7 @@ class RequestGate:
         try:
             request = model.model_validate(document)
         except PydanticValidationError as exc:
-            raise Refusal(
-                Reason.MALFORMED, f"malformed {model.__name__}: {problems(exc)}"
-            ) from exc
+            raise Refusal(Reason.MALFORMED, f"malformed {model.__name__}: {problems(exc)}") from exc
         if request.host != self.host_did:
             raise Refusal(Reason.WRONG_HOST, f"the request is addressed to {request.host}")
         if request.created < now - WINDOW or request.created > now + SKEW:

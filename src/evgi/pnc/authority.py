@@ -203,8 +203,13 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         certificate = _sign(
-            subject, key.public_key(), ROOT_CA_PROFILE, now - _CLOCK_SKEW,
-            now + ROOT_CA_PROFILE.validity, key, subject,
+            subject,
+            key.public_key(),
+            ROOT_CA_PROFILE,
+            now - _CLOCK_SKEW,
+            now + ROOT_CA_PROFILE.validity,
+            key,
+            subject,
         )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_file(directory / _KEY_FILE, _private_pem(key, passphrase), 0o600)
@@ -278,8 +283,14 @@ class CertificateAuthority:
         start = not_before or _now() - _CLOCK_SKEW
         end = not_after or start + profile.validity
         certificate = _sign(
-            subject, public_key, profile, start, end, self._key,
-            self.certificate.subject, alt_names,
+            subject,
+            public_key,
+            profile,
+            start,
+            end,
+            self._key,
+            self.certificate.subject,
+            alt_names,
         )
         return IssuedCertificate(certificate, self.certificate, private_key)
 
@@ -370,9 +381,7 @@ class CertificateAuthority:
                 }
                 for entry in revocations.values()
             }
-            _write_file(
-                self.directory / _REVOKED_FILE, json.dumps(body, indent=2).encode(), 0o644
-            )
+            _write_file(self.directory / _REVOKED_FILE, json.dumps(body, indent=2).encode(), 0o644)
         return revocations[serial_number]
 
     def revocation(self, serial_number: int) -> Revocation | None:

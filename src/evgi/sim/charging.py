@@ -150,9 +150,7 @@ class ChargingPart:
     async def _visit(self, visit: Visit) -> Session:
         station = self.stations[visit.charger]
         vehicle = self._vehicle(visit, station.evse(1).dc)
-        return await station.run_session(
-            self.tokens[visit.driver], visit.duration, vehicle=vehicle
-        )
+        return await station.run_session(self.tokens[visit.driver], visit.duration, vehicle=vehicle)
 
     def report(self) -> None:
         report = self.scenario.report

@@ -151,8 +151,13 @@ class DataSharingPart:
         driver = self.platform.submitter(self.scenario.people["driver-1"].account)
         oem = self.scenario.people["aurora-motors"].address
         ac = issue_access_certificate(
-            driver, oem, bucket, self.facts["bucketUri"], Role.READER,
-            self.platform.clock.now() + timedelta(days=90), self.platform.clock,
+            driver,
+            oem,
+            bucket,
+            self.facts["bucketUri"],
+            Role.READER,
+            self.platform.clock.now() + timedelta(days=90),
+            self.platform.clock,
         )
         self.facts["accessCertificate"] = ac.hash
         status, answer = _call("POST", f"{base}/data/certificates", ac.document)

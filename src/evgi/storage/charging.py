@@ -48,6 +48,7 @@ from sqlalchemy.types import TypeDecorator
 
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import NotFoundError, ValidationError
+from evgi.core.units import energy_between
 from evgi.storage.models import Base
 
 P = ParamSpec("P")
@@ -396,9 +397,7 @@ class ChargingTransaction:
 
     @property
     def energy_wh(self) -> int | None:
-        if self.meter_start_wh is None or self.meter_stop_wh is None:
-            return None
-        return self.meter_stop_wh - self.meter_start_wh
+        return energy_between(self.meter_start_wh, self.meter_stop_wh)
 
 
 @dataclass(frozen=True)
@@ -535,13 +534,15 @@ class ChargingStore:
 
     # running operations
 
-    def run(self, op: Callable[Concatenate[Connection, P], T], *args: P.args,
-            **kwargs: P.kwargs) -> T:
+    def run(
+        self, op: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         with self.engine.begin() as conn:
             return op(conn, *args, **kwargs)
 
-    async def apply(self, op: Callable[Concatenate[Connection, P], T], *args: P.args,
-                    **kwargs: P.kwargs) -> T:
+    async def apply(
+        self, op: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run `op` on the writer thread and wait until its transaction has committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -663,23 +664,32 @@ class ChargingStore:
         reason: str | None,
         now: datetime,
     ) -> Station:
-        _update(conn, STATIONS, {"id": station_id}, {
-            "ocpp_version": version,
-            "vendor": vendor,
-            "model": model,
-            "serial_number": serial_number,
-            "firmware_version": firmware_version,
-            "boot_reason": reason,
-            "last_boot_at": now,
-            "last_seen": now,
-        })
+        _update(
+            conn,
+            STATIONS,
+            {"id": station_id},
+            {
+                "ocpp_version": version,
+                "vendor": vendor,
+                "model": model,
+                "serial_number": serial_number,
+                "firmware_version": firmware_version,
+                "boot_reason": reason,
+                "last_boot_at": now,
+                "last_seen": now,
+            },
+        )
         return self.station(conn, station_id)
 
     def record_connection(
         self, conn: Connection, station_id: str, version: str, connected: bool, now: datetime
     ) -> None:
-        _update(conn, STATIONS, {"id": station_id},
-                {"connected": connected, "ocpp_version": version, "last_seen": now})
+        _update(
+            conn,
+            STATIONS,
+            {"id": station_id},
+            {"connected": connected, "ocpp_version": version, "last_seen": now},
+        )
 
     def mark_all_disconnected(self, conn: Connection) -> None:
         """After a restart no station is connected until it connects again."""
@@ -773,8 +783,9 @@ class ChargingStore:
             conn.execute(insert(ID_TOKENS).values(token=token, created_at=now, **values))
         else:
             conn.execute(update(ID_TOKENS).where(ID_TOKENS.c.token == token).values(**values))
-        return _record(IdToken, conn.execute(select(ID_TOKENS).where(ID_TOKENS.c.token == token))
-                       .first())
+        return _record(
+            IdToken, conn.execute(select(ID_TOKENS).where(ID_TOKENS.c.token == token)).first()
+        )
 
     def find_token(self, conn: Connection, token: str) -> IdToken | None:
         row = _select(conn, ID_TOKENS, token=token)
@@ -821,21 +832,30 @@ class ChargingStore:
         if full:
             conn.execute(delete(LOCAL_LIST_ENTRIES).where(where))
         for token, status in entries.items():
-            conn.execute(delete(LOCAL_LIST_ENTRIES).where(where & (LOCAL_LIST_ENTRIES.c.token
-                                                                   == token)))
+            conn.execute(
+                delete(LOCAL_LIST_ENTRIES).where(where & (LOCAL_LIST_ENTRIES.c.token == token))
+            )
             if status is not None:
-                conn.execute(insert(LOCAL_LIST_ENTRIES).values(
-                    station_id=station_id, token=token, status=status))
+                conn.execute(
+                    insert(LOCAL_LIST_ENTRIES).values(
+                        station_id=station_id, token=token, status=status
+                    )
+                )
         self._set_local_list_version(conn, station_id, version, now)
 
     def _set_local_list_version(
         self, conn: Connection, station_id: str, version: int, now: datetime
     ) -> None:
         where = LOCAL_LISTS.c.station_id == station_id
-        if conn.execute(update(LOCAL_LISTS).where(where).values(
-                version=version, updated_at=now)).rowcount == 0:
-            conn.execute(insert(LOCAL_LISTS).values(
-                station_id=station_id, version=version, updated_at=now))
+        if (
+            conn.execute(
+                update(LOCAL_LISTS).where(where).values(version=version, updated_at=now)
+            ).rowcount
+            == 0
+        ):
+            conn.execute(
+                insert(LOCAL_LISTS).values(station_id=station_id, version=version, updated_at=now)
+            )
 
     # transactions
 
@@ -877,8 +897,9 @@ class ChargingStore:
         assert key is not None
         number = int(key[0])
         if transaction_id is None:
-            _update(conn, CHARGING_TRANSACTIONS, {"number": number},
-                    {"transaction_id": str(number)})
+            _update(
+                conn, CHARGING_TRANSACTIONS, {"number": number}, {"transaction_id": str(number)}
+            )
         return self.transaction_by_number(conn, number)
 
     def update_transaction(
@@ -899,8 +920,9 @@ class ChargingStore:
     def find_transaction(
         self, conn: Connection, station_id: str, transaction_id: str
     ) -> ChargingTransaction | None:
-        row = _select(conn, CHARGING_TRANSACTIONS, station_id=station_id,
-                      transaction_id=transaction_id)
+        row = _select(
+            conn, CHARGING_TRANSACTIONS, station_id=station_id, transaction_id=transaction_id
+        )
         return None if row is None else _record(ChargingTransaction, row)
 
     def transactions(
@@ -938,8 +960,9 @@ class ChargingStore:
         self, conn: Connection, token: str
     ) -> list[ChargingTransaction]:
         t = CHARGING_TRANSACTIONS
-        rows = conn.execute(_select_by(t, ("id_token", "state")),
-                            {"k_id_token": token, "k_state": "active"})
+        rows = conn.execute(
+            _select_by(t, ("id_token", "state")), {"k_id_token": token, "k_state": "active"}
+        )
         return [_record(ChargingTransaction, row) for row in rows]
 
     # meter values
@@ -990,12 +1013,19 @@ class ChargingStore:
         for row in conn.execute(query):
             m = row._mapping
             sample = MeterSample(
-                timestamp=m["timestamp"], measurand=m["measurand"], value=m["value"],
-                unit=m["unit"], multiplier=m["multiplier"], phase=m["phase"],
-                context=m["context"], location=m["location"], signed=m["signed"],
+                timestamp=m["timestamp"],
+                measurand=m["measurand"],
+                value=m["value"],
+                unit=m["unit"],
+                multiplier=m["multiplier"],
+                phase=m["phase"],
+                context=m["context"],
+                location=m["location"],
+                signed=m["signed"],
             )
-            out.append(StoredMeterSample(m["station_id"], m["transaction_number"],
-                                         m["evse_id"], sample))
+            out.append(
+                StoredMeterSample(m["station_id"], m["transaction_number"], m["evse_id"], sample)
+            )
         return out
 
     # charging profiles
@@ -1091,11 +1121,17 @@ class ChargingStore:
     ) -> None:
         t = RESERVATIONS
         where = (t.c.station_id == station_id) & (t.c.reservation_id == reservation_id)
-        values = {"evse_id": evse_id, "id_token": id_token, "expires_at": expires_at,
-                  "status": status, "updated_at": now}
+        values = {
+            "evse_id": evse_id,
+            "id_token": id_token,
+            "expires_at": expires_at,
+            "status": status,
+            "updated_at": now,
+        }
         if conn.execute(update(t).where(where).values(**values)).rowcount == 0:
-            conn.execute(insert(t).values(station_id=station_id, reservation_id=reservation_id,
-                                          **values))
+            conn.execute(
+                insert(t).values(station_id=station_id, reservation_id=reservation_id, **values)
+            )
 
     def set_reservation_status(
         self, conn: Connection, station_id: str, reservation_id: int, status: str, now: datetime
@@ -1110,8 +1146,9 @@ class ChargingStore:
 
     def reservations(self, conn: Connection, station_id: str) -> list[Reservation]:
         t = RESERVATIONS
-        rows = conn.execute(select(t).where(t.c.station_id == station_id)
-                            .order_by(t.c.reservation_id))
+        rows = conn.execute(
+            select(t).where(t.c.station_id == station_id).order_by(t.c.reservation_id)
+        )
         return [_record(Reservation, row) for row in rows]
 
     # firmware, logs, security events, data transfers, variables
@@ -1125,9 +1162,15 @@ class ChargingStore:
         now: datetime,
         request_id: int | None = None,
     ) -> None:
-        conn.execute(insert(FIRMWARE_LOG_STATUS).values(
-            station_id=station_id, kind=kind, request_id=request_id, status=status,
-            received_at=now))
+        conn.execute(
+            insert(FIRMWARE_LOG_STATUS).values(
+                station_id=station_id,
+                kind=kind,
+                request_id=request_id,
+                status=status,
+                received_at=now,
+            )
+        )
 
     def firmware_log_status(self, conn: Connection, station_id: str) -> list[dict[str, Any]]:
         t = FIRMWARE_LOG_STATUS
@@ -1143,9 +1186,15 @@ class ChargingStore:
         tech_info: str | None,
         now: datetime,
     ) -> None:
-        conn.execute(insert(SECURITY_EVENTS).values(
-            station_id=station_id, type=event_type, timestamp=timestamp, tech_info=tech_info,
-            received_at=now))
+        conn.execute(
+            insert(SECURITY_EVENTS).values(
+                station_id=station_id,
+                type=event_type,
+                timestamp=timestamp,
+                tech_info=tech_info,
+                received_at=now,
+            )
+        )
 
     def security_events(self, conn: Connection, station_id: str) -> list[dict[str, Any]]:
         t = SECURITY_EVENTS
@@ -1163,10 +1212,17 @@ class ChargingStore:
         status: str | None,
         now: datetime,
     ) -> None:
-        conn.execute(insert(DATA_TRANSFERS).values(
-            station_id=station_id, direction=direction, vendor_id=vendor_id,
-            message_id=message_id, data=None if data is None else compact_json(data),
-            status=status, at=now))
+        conn.execute(
+            insert(DATA_TRANSFERS).values(
+                station_id=station_id,
+                direction=direction,
+                vendor_id=vendor_id,
+                message_id=message_id,
+                data=None if data is None else compact_json(data),
+                status=status,
+                at=now,
+            )
+        )
 
     def data_transfers(self, conn: Connection, station_id: str) -> list[dict[str, Any]]:
         t = DATA_TRANSFERS
@@ -1179,8 +1235,7 @@ class ChargingStore:
         return out
 
     def record_variables(
-        self, conn: Connection, station_id: str, variables: Sequence[VariableRecord],
-        now: datetime
+        self, conn: Connection, station_id: str, variables: Sequence[VariableRecord], now: datetime
     ) -> None:
         t = VARIABLES
         for var in variables:
@@ -1204,8 +1259,9 @@ class ChargingStore:
         t = VARIABLES
         rows = conn.execute(select(t).where(t.c.station_id == station_id).order_by(t.c.key))
         fields = VariableRecord.__dataclass_fields__
-        return [VariableRecord(**{k: v for k, v in row._mapping.items() if k in fields})
-                for row in rows]
+        return [
+            VariableRecord(**{k: v for k, v in row._mapping.items() if k in fields}) for row in rows
+        ]
 
 
 @dataclass
@@ -1241,4 +1297,3 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_result(result)
     else:
         future.set_exception(error)
-

@@ -16,9 +16,7 @@ from sqlalchemy import Engine
 
 class DataVersion:
     def __init__(self, engine: Engine) -> None:
-        self._connection: Any = (
-            engine.raw_connection() if engine.dialect.name == "sqlite" else None
-        )
+        self._connection: Any = engine.raw_connection() if engine.dialect.name == "sqlite" else None
         self._cursor: Any = self._connection.cursor() if self._connection is not None else None
         self._lock = threading.Lock()
         self._last: Any = None

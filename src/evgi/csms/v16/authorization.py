@@ -30,15 +30,19 @@ class Authorization(ChargePoint):
 
     async def send_local_list(self, version: int, tokens: list[IdToken], full: bool) -> Any:
         entries = [
-            {"id_tag": t.token, "id_tag_info": id_tag_info(TokenDecision(
-                t.status, t.expires_at, t.group_id))}
+            {
+                "id_tag": t.token,
+                "id_tag_info": id_tag_info(TokenDecision(t.status, t.expires_at, t.group_id)),
+            }
             for t in tokens
         ]
-        answer = await self.call(call.SendLocalList(
-            list_version=version,
-            update_type="Full" if full else "Differential",
-            local_authorization_list=entries,
-        ))
+        answer = await self.call(
+            call.SendLocalList(
+                list_version=version,
+                update_type="Full" if full else "Differential",
+                local_authorization_list=entries,
+            )
+        )
         await self.record_local_list(answer.status, version, tokens, full)
         return answer
 

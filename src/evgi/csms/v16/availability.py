@@ -38,6 +38,11 @@ class Availability(ChargePoint):
         status = "Operative" if operative else "Inoperative"
         answer = await self.call(call.ChangeAvailability(connector_id=evse_id or 0, type=status))
         if answer.status in ("Accepted", "Scheduled"):
-            await self.store(self.services.store.set_operational_status, self.id, evse_id or 0,
-                             status, self.now())
+            await self.store(
+                self.services.store.set_operational_status,
+                self.id,
+                evse_id or 0,
+                status,
+                self.now(),
+            )
         return answer

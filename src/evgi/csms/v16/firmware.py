@@ -14,8 +14,9 @@ from evgi.csms.metering import format_time
 
 class Firmware(ChargePoint):
     @on(Action.firmware_status_notification)
-    async def on_firmware_status(self, status: str,
-                                 **_: Any) -> call_result.FirmwareStatusNotification:
+    async def on_firmware_status(
+        self, status: str, **_: Any
+    ) -> call_result.FirmwareStatusNotification:
         await self.record_firmware_log_status("firmware", status)
         return call_result.FirmwareStatusNotification()
 
@@ -34,15 +35,16 @@ class Firmware(ChargePoint):
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.log_status_notification)
-    async def on_log_status(self, status: str, request_id: int | None = None,
-                            **_: Any) -> call_result.LogStatusNotification:
+    async def on_log_status(
+        self, status: str, request_id: int | None = None, **_: Any
+    ) -> call_result.LogStatusNotification:
         await self.record_firmware_log_status("log", status, request_id)
         return call_result.LogStatusNotification()
 
-    async def update_firmware(self, location: str, retrieve_at: datetime,
-                              request_id: int) -> Any:
-        return await self.call(call.UpdateFirmware(location=location,
-                                                   retrieve_date=format_time(retrieve_at)))
+    async def update_firmware(self, location: str, retrieve_at: datetime, request_id: int) -> Any:
+        return await self.call(
+            call.UpdateFirmware(location=location, retrieve_date=format_time(retrieve_at))
+        )
 
     async def get_log(self, location: str, request_id: int) -> Any:
         return await self.call(call.GetDiagnostics(location=location))

@@ -49,15 +49,17 @@ class Provisioning(ChargePoint):
 
     async def _configuration(self, keys: list[str] | None) -> Any:
         result = await self.call(call.GetConfiguration(key=keys))
-        await self.record_variables([
-            VariableRecord(
-                component="",
-                variable=entry["key"],
-                value=entry.get("value"),
-                mutability="ReadOnly" if entry.get("readonly") else "ReadWrite",
-            )
-            for entry in result.configuration_key or []
-        ])
+        await self.record_variables(
+            [
+                VariableRecord(
+                    component="",
+                    variable=entry["key"],
+                    value=entry.get("value"),
+                    mutability="ReadOnly" if entry.get("readonly") else "ReadWrite",
+                )
+                for entry in result.configuration_key or []
+            ]
+        )
         return result
 
     async def set_variables(self, values: list[tuple[VariableRef, str]]) -> Any:

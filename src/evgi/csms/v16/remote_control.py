@@ -12,11 +12,18 @@ from evgi.csms.errors import UnsupportedCommand
 
 
 class RemoteControl(ChargePoint):
-    async def remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int,
-                           charging_profile: dict[str, Any] | None) -> Any:
-        return await self.call(call.RemoteStartTransaction(
-            id_tag=id_token, connector_id=evse_id, charging_profile=charging_profile
-        ))
+    async def remote_start(
+        self,
+        id_token: str,
+        evse_id: int | None,
+        remote_start_id: int,
+        charging_profile: dict[str, Any] | None,
+    ) -> Any:
+        return await self.call(
+            call.RemoteStartTransaction(
+                id_tag=id_token, connector_id=evse_id, charging_profile=charging_profile
+            )
+        )
 
     async def remote_stop(self, transaction_id: str) -> Any:
         if not transaction_id.isdecimal():
@@ -32,5 +39,4 @@ class RemoteControl(ChargePoint):
         return await self.call(call.Reset(type="Hard" if immediate else "Soft"))
 
     async def trigger(self, message: str, evse_id: int | None) -> Any:
-        return await self.call(call.TriggerMessage(requested_message=message,
-                                                   connector_id=evse_id))
+        return await self.call(call.TriggerMessage(requested_message=message, connector_id=evse_id))

@@ -13,8 +13,9 @@ from evgi.csms.metering import parse_time
 
 class Security(ChargePoint):
     @on(Action.security_event_notification)
-    async def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
-                                **_: Any) -> call_result.SecurityEventNotification:
+    async def on_security_event(
+        self, type: str, timestamp: str, tech_info: str | None = None, **_: Any
+    ) -> call_result.SecurityEventNotification:
         await self.record_security_event(type, parse_time(timestamp), tech_info)
         return call_result.SecurityEventNotification()
 

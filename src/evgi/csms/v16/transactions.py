@@ -29,11 +29,19 @@ class Transactions(ChargePoint):
         decision = await self.authorize(id_tag, evse_id, starting=True)
         # The transaction is kept whatever the decision: the station has started it, and stops
         # it itself when the answer is not Accepted.
-        outcome = await self.services.sessions.apply(TransactionChange(
-            self.id, "start", parse_time(timestamp), evse_id=evse_id, connector_id=connector,
-            id_token=id_tag, group_id=decision.group_id, meter_wh=meter_start,
-            reservation_id=reservation_id,
-        ))
+        outcome = await self.services.sessions.apply(
+            TransactionChange(
+                self.id,
+                "start",
+                parse_time(timestamp),
+                evse_id=evse_id,
+                connector_id=connector,
+                id_token=id_tag,
+                group_id=decision.group_id,
+                meter_wh=meter_start,
+                reservation_id=reservation_id,
+            )
+        )
         if reservation_id is not None:
             await self.record_reservation_status(reservation_id, "Used")
         return call_result.StartTransaction(
@@ -51,12 +59,18 @@ class Transactions(ChargePoint):
         transaction_data: list[dict[str, Any]] | None = None,
         **_: Any,
     ) -> call_result.StopTransaction:
-        await self.services.sessions.apply(TransactionChange(
-            self.id, "end", parse_time(timestamp), transaction_id=str(transaction_id),
-            id_token=id_tag, meter_wh=meter_stop,
-            samples=tuple(samples_from_16(transaction_data or [])),
-            stop_reason=reason or "Local",
-        ))
+        await self.services.sessions.apply(
+            TransactionChange(
+                self.id,
+                "end",
+                parse_time(timestamp),
+                transaction_id=str(transaction_id),
+                id_token=id_tag,
+                meter_wh=meter_stop,
+                samples=tuple(samples_from_16(transaction_data or [])),
+                stop_reason=reason or "Local",
+            )
+        )
         if id_tag is None:
             return call_result.StopTransaction()
         return call_result.StopTransaction(id_tag_info=id_tag_info(await self.authorize(id_tag)))
@@ -74,8 +88,14 @@ class Transactions(ChargePoint):
         if transaction_id is None:
             await self.services.sessions.record_samples(self.id, evse_id, samples)
         else:
-            await self.services.sessions.apply(TransactionChange(
-                self.id, "update", samples[0].timestamp if samples else self.now(),
-                transaction_id=str(transaction_id), evse_id=evse_id, samples=samples,
-            ))
+            await self.services.sessions.apply(
+                TransactionChange(
+                    self.id,
+                    "update",
+                    samples[0].timestamp if samples else self.now(),
+                    transaction_id=str(transaction_id),
+                    evse_id=evse_id,
+                    samples=samples,
+                )
+            )
         return call_result.MeterValues()

@@ -29,15 +29,19 @@ class Authorization(ChargePoint):
 
     async def send_local_list(self, version: int, tokens: list[IdToken], full: bool) -> Any:
         entries = [
-            {"id_token": {"id_token": t.token, "type": t.token_type},
-             "id_token_info": id_token_info(TokenDecision(t.status, t.expires_at, t.group_id))}
+            {
+                "id_token": {"id_token": t.token, "type": t.token_type},
+                "id_token_info": id_token_info(TokenDecision(t.status, t.expires_at, t.group_id)),
+            }
             for t in tokens
         ]
-        answer = await self.call(self.dialect.call.SendLocalList(
-            version_number=version,
-            update_type="Full" if full else "Differential",
-            local_authorization_list=entries or None,
-        ))
+        answer = await self.call(
+            self.dialect.call.SendLocalList(
+                version_number=version,
+                update_type="Full" if full else "Differential",
+                local_authorization_list=entries or None,
+            )
+        )
         await self.record_local_list(answer.status, version, tokens, full)
         return answer
 

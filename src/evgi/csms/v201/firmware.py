@@ -13,25 +13,26 @@ from evgi.csms.metering import format_time
 
 class Firmware(ChargePoint):
     @on(Action.firmware_status_notification)
-    async def on_firmware_status(self, status: str, request_id: int | None = None,
-                                 **_: Any) -> Any:
+    async def on_firmware_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
         await self.record_firmware_log_status("firmware", status, request_id)
         return self.dialect.call_result.FirmwareStatusNotification()
 
     @on(Action.log_status_notification)
-    async def on_log_status(self, status: str, request_id: int | None = None,
-                            **_: Any) -> Any:
+    async def on_log_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
         await self.record_firmware_log_status("log", status, request_id)
         return self.dialect.call_result.LogStatusNotification()
 
-    async def update_firmware(self, location: str, retrieve_at: datetime,
-                              request_id: int) -> Any:
-        return await self.call(self.dialect.call.UpdateFirmware(
-            request_id=request_id,
-            firmware={"location": location, "retrieve_date_time": format_time(retrieve_at)},
-        ))
+    async def update_firmware(self, location: str, retrieve_at: datetime, request_id: int) -> Any:
+        return await self.call(
+            self.dialect.call.UpdateFirmware(
+                request_id=request_id,
+                firmware={"location": location, "retrieve_date_time": format_time(retrieve_at)},
+            )
+        )
 
     async def get_log(self, location: str, request_id: int) -> Any:
-        return await self.call(self.dialect.call.GetLog(
-            log={"remote_location": location}, log_type="DiagnosticsLog", request_id=request_id
-        ))
+        return await self.call(
+            self.dialect.call.GetLog(
+                log={"remote_location": location}, log_type="DiagnosticsLog", request_id=request_id
+            )
+        )

@@ -18,28 +18,39 @@ STATION_CERTIFICATE = "ChargingStationCertificate"
 
 class Security(ChargePoint):
     @on(Action.security_event_notification)
-    async def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
-                                **_: Any) -> Any:
+    async def on_security_event(
+        self, type: str, timestamp: str, tech_info: str | None = None, **_: Any
+    ) -> Any:
         await self.record_security_event(type, parse_time(timestamp), tech_info)
         return self.dialect.call_result.SecurityEventNotification()
 
     @on(Action.sign_certificate)
-    async def on_sign_certificate(self, csr: str, certificate_type: str | None = None,
-                                  **_: Any) -> Any:
+    async def on_sign_certificate(
+        self, csr: str, certificate_type: str | None = None, **_: Any
+    ) -> Any:
         answer = self.dialect.call_result.SignCertificate
         if certificate_type not in (None, STATION_CERTIFICATE):
-            return answer(status="Rejected", status_info={
-                "reason_code": "UnsupportedCertType",
-                "additional_info": f"this CA signs only {STATION_CERTIFICATE} requests",
-            })
+            return answer(
+                status="Rejected",
+                status_info={
+                    "reason_code": "UnsupportedCertType",
+                    "additional_info": f"this CA signs only {STATION_CERTIFICATE} requests",
+                },
+            )
         refusal = await self.sign_certificate(csr)
         if refusal is None:
             return answer(status="Accepted")
-        return answer(status="Rejected", status_info={
-            "reason_code": "InvalidCSR", "additional_info": refusal.message[:512],
-        })
+        return answer(
+            status="Rejected",
+            status_info={
+                "reason_code": "InvalidCSR",
+                "additional_info": refusal.message[:512],
+            },
+        )
 
     async def certificate_signed(self, chain: str) -> Any:
-        return await self.call(self.dialect.call.CertificateSigned(
-            certificate_chain=chain, certificate_type=STATION_CERTIFICATE
-        ))
+        return await self.call(
+            self.dialect.call.CertificateSigned(
+                certificate_chain=chain, certificate_type=STATION_CERTIFICATE
+            )
+        )

@@ -38,22 +38,26 @@ class Transactions(ChargePoint):
             decision = await self.authorize(token, evse_id, starting=kind != "end")
         samples = tuple(samples_from_2x(meter_value or []))
         stop_reason = transaction_info.get("stopped_reason")
-        await self.services.sessions.apply(TransactionChange(
-            self.id, kind, parse_time(timestamp),
-            transaction_id=transaction_info["transaction_id"],
-            evse_id=evse_id,
-            connector_id=None if evse is None else evse.get("connector_id"),
-            id_token=token,
-            group_id=None if decision is None else decision.group_id,
-            meter_wh=energy_register_wh(samples),
-            samples=samples,
-            seq_no=seq_no,
-            offline=offline,
-            charging_state=transaction_info.get("charging_state"),
-            stop_reason=stop_reason or ("Local" if kind == "end" else None),
-            remote_start_id=transaction_info.get("remote_start_id"),
-            reservation_id=reservation_id,
-        ))
+        await self.services.sessions.apply(
+            TransactionChange(
+                self.id,
+                kind,
+                parse_time(timestamp),
+                transaction_id=transaction_info["transaction_id"],
+                evse_id=evse_id,
+                connector_id=None if evse is None else evse.get("connector_id"),
+                id_token=token,
+                group_id=None if decision is None else decision.group_id,
+                meter_wh=energy_register_wh(samples),
+                samples=samples,
+                seq_no=seq_no,
+                offline=offline,
+                charging_state=transaction_info.get("charging_state"),
+                stop_reason=stop_reason or ("Local" if kind == "end" else None),
+                remote_start_id=transaction_info.get("remote_start_id"),
+                reservation_id=reservation_id,
+            )
+        )
         if reservation_id is not None:
             await self.record_reservation_status(reservation_id, "Used")
         if decision is None:
@@ -61,8 +65,10 @@ class Transactions(ChargePoint):
         return self.dialect.call_result.TransactionEvent(id_token_info=id_token_info(decision))
 
     @on(Action.meter_values)
-    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]],
-                              **_: Any) -> Any:
-        await self.services.sessions.record_samples(self.id, evse_id,
-                                                    tuple(samples_from_2x(meter_value)))
+    async def on_meter_values(
+        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
+    ) -> Any:
+        await self.services.sessions.record_samples(
+            self.id, evse_id, tuple(samples_from_2x(meter_value))
+        )
         return self.dialect.call_result.MeterValues()

@@ -42,8 +42,9 @@ class Binding:
     params: tuple[tuple[str, Kind], ...]
 
 
-def _b(module: str, method: str, contract: str, function: str, *params: tuple[str, Kind]
-       ) -> Binding:
+def _b(
+    module: str, method: str, contract: str, function: str, *params: tuple[str, Kind]
+) -> Binding:
     return Binding(module, method, contract, function, params)
 
 
@@ -51,29 +52,91 @@ _P, _A = Kind.PLAIN, Kind.ADDRESS
 BINDINGS = {
     (b.module, b.method): b
     for b in (
-        _b("token", "create", "token", "create", ("symbol", _P), ("currency", _P),
-           ("currency", Kind.DECIMALS)),
+        _b(
+            "token",
+            "create",
+            "token",
+            "create",
+            ("symbol", _P),
+            ("currency", _P),
+            ("currency", Kind.DECIMALS),
+        ),
         _b("token", "grant_issuer", "token", "grant_issuer", ("symbol", _P), ("issuer", _A)),
         _b("token", "mint", "token", "mint", ("symbol", _P), ("to", _A), ("amount", _P)),
         _b("token", "burn", "token", "burn", ("symbol", _P), ("amount", _P)),
         _b("token", "transfer", "token", "transfer", ("symbol", _P), ("to", _A), ("amount", _P)),
-        _b("escrow", "open", "escrow", "open", ("escrow_id", _P), ("symbol", _P), ("payee", _A),
-           ("operator", _A), ("amount", _P), ("timeout", _P)),
-        _b("escrow", "settle", "escrow", "settle", ("escrow_id", _P), ("payee_amount", _P),
-           ("fee_amount", _P), ("fee_payee", _A), ("record_hash", Kind.HASH32)),
+        _b(
+            "escrow",
+            "open",
+            "escrow",
+            "open",
+            ("escrow_id", _P),
+            ("symbol", _P),
+            ("payee", _A),
+            ("operator", _A),
+            ("amount", _P),
+            ("timeout", _P),
+        ),
+        _b(
+            "escrow",
+            "settle",
+            "escrow",
+            "settle",
+            ("escrow_id", _P),
+            ("payee_amount", _P),
+            ("fee_amount", _P),
+            ("fee_payee", _A),
+            ("record_hash", Kind.HASH32),
+        ),
         _b("escrow", "refund", "escrow", "refund", ("escrow_id", _P)),
-        _b("did", "change_owner", "registry", "changeOwner", ("identity", _A),
-           ("new_owner", _A)),
-        _b("did", "add_delegate", "registry", "addDelegate", ("identity", _A),
-           ("delegate_type", Kind.TEXT32), ("delegate", _A), ("validity", _P)),
-        _b("did", "revoke_delegate", "registry", "revokeDelegate", ("identity", _A),
-           ("delegate_type", Kind.TEXT32), ("delegate", _A)),
-        _b("did", "set_attribute", "registry", "setAttribute", ("identity", _A),
-           ("name", Kind.TEXT32), ("value", Kind.UTF8), ("validity", _P)),
-        _b("did", "revoke_attribute", "registry", "revokeAttribute", ("identity", _A),
-           ("name", Kind.TEXT32), ("value", Kind.UTF8)),
-        _b("anchor", "put", "anchors", "put", ("hash", Kind.HASH32), ("kind", _P),
-           ("meta", Kind.JSON)),
+        _b("did", "change_owner", "registry", "changeOwner", ("identity", _A), ("new_owner", _A)),
+        _b(
+            "did",
+            "add_delegate",
+            "registry",
+            "addDelegate",
+            ("identity", _A),
+            ("delegate_type", Kind.TEXT32),
+            ("delegate", _A),
+            ("validity", _P),
+        ),
+        _b(
+            "did",
+            "revoke_delegate",
+            "registry",
+            "revokeDelegate",
+            ("identity", _A),
+            ("delegate_type", Kind.TEXT32),
+            ("delegate", _A),
+        ),
+        _b(
+            "did",
+            "set_attribute",
+            "registry",
+            "setAttribute",
+            ("identity", _A),
+            ("name", Kind.TEXT32),
+            ("value", Kind.UTF8),
+            ("validity", _P),
+        ),
+        _b(
+            "did",
+            "revoke_attribute",
+            "registry",
+            "revokeAttribute",
+            ("identity", _A),
+            ("name", Kind.TEXT32),
+            ("value", Kind.UTF8),
+        ),
+        _b(
+            "anchor",
+            "put",
+            "anchors",
+            "put",
+            ("hash", Kind.HASH32),
+            ("kind", _P),
+            ("meta", Kind.JSON),
+        ),
     )
 }
 BY_FUNCTION = {(b.contract, b.function): b for b in BINDINGS.values()}

@@ -53,7 +53,9 @@ def _upload(location: str, filename: str, content: bytes) -> None:
     target = location + filename if location.endswith("/") else location
     if scheme in ("http", "https"):
         request = urllib.request.Request(
-            target, data=content, method="PUT",
+            target,
+            data=content,
+            method="PUT",
             headers={"Content-Type": "text/plain; charset=utf-8"},
         )
         with urllib.request.urlopen(request, timeout=TIMEOUT_S):

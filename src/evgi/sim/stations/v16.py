@@ -262,8 +262,7 @@ class Station16(Station):
             settings, unknown = [s for s in self.config if s.key], []
         return call_result.GetConfiguration(
             configuration_key=[
-                datatypes.KeyValue(key=s.key, readonly=s.readonly, value=s.value)
-                for s in settings
+                datatypes.KeyValue(key=s.key, readonly=s.readonly, value=s.value) for s in settings
             ],
             unknown_key=unknown or None,
         )

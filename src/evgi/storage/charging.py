@@ -14,15 +14,13 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Connection,
-    DateTime,
-    Dialect,
     Engine,
     Float,
     ForeignKey,
@@ -44,39 +42,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.core.units import energy_between
-from evgi.storage.models import Base
+from evgi.storage.models import Base, SerialKey, UtcDateTime
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-# Autoincrementing keys: BIGSERIAL on PostgreSQL, SQLite's INTEGER PRIMARY KEY rowid.
-SerialKey = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in and out, on SQLite too (which stores no zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are ambiguous; use timezone-aware UTC")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 # -- tables --------------------------------------------------------------------------------
 

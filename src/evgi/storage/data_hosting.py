@@ -20,8 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from evgi.storage.charging import SerialKey, UtcDateTime
-from evgi.storage.models import Base
+from evgi.storage.models import Base, SerialKey, UtcDateTime
 
 
 class DataContainerRow(Base):

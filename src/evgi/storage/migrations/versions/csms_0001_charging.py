@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from evgi.storage.charging import SerialKey, UtcDateTime
+from evgi.storage.models import SerialKey, UtcDateTime
 
 revision = "csms_0001"
 down_revision = None

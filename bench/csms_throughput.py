@@ -862,6 +862,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "rate_per_station": args.rate,
         **runs,
         "ratio_calls_per_s": ratio(runs, "calls_per_s"),
+        # The peer's server CPU time per call over evgi's: what calls/s tracks when both servers
+        # get a core each, and steadier than calls/s on a machine shared with other work.
+        "ratio_cpu_per_call": None
+        if not (evgi and peer)
+        else round(peer["server_cpu_ms_per_call"] / evgi["server_cpu_ms_per_call"], 2),
         "ratio_paced_p99": ratio(runs, "paced_p99_ms"),
         "ratio_kb_per_connection": ratio(runs, "kb_per_connection"),
         "targets": {

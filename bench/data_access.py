@@ -9,8 +9,10 @@ re-authorized against the ledger); both must answer 200.
 
 Peer: the same records served by a bare FastAPI endpoint on the same uvicorn, with no
 permissioning at all (held in memory, so it is the ceiling of serving these bytes), one read per
-operation. The same client drives both: plain HTTP/1.1 keep-alive over asyncio streams, light
-enough not to be what is measured. Unlock Requests are signed before the clock starts.
+operation. The same client drives both: plain HTTP/1.1 keep-alive over asyncio streams on
+uvloop, light enough not to be what is measured, though it runs on the same cores as the server.
+Unlock Requests are signed before the clock starts. Besides the rates, the bench reports each
+server's CPU time per operation, the figure that holds still on a machine shared with other work.
 
 Prints one JSON line to stdout; progress goes to stderr.
 """
@@ -35,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from evgi.app import GENESIS_KEY, open_platform
 from evgi.config import Settings
 from evgi.core import Account, EntityKind
@@ -58,7 +62,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(command: Sequence[str], port: int, log: Path) -> Iterator[None]:
+def server(command: Sequence[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process until the block ends; wait until it answers /api/health."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVGI_")}
     with log.open("w") as out:
@@ -75,7 +79,7 @@ def server(command: Sequence[str], port: int, log: Path) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise TimeoutError("server did not answer /api/health") from None
                 time.sleep(0.2)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -186,7 +190,31 @@ async def _drive(
 def measure(
     port: int, work: list[bytes | None], connections: int, read_path: str, token: str = ""
 ) -> float:
-    return asyncio.run(_drive(port, work, connections, read_path, token))
+    """Drive the server from uvloop: the client shares the machine's cores with the server, and
+    the less it spends per request the more is left for what is measured (alike for both)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_drive(port, work, connections, read_path, token))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere).
+
+    On a shared machine the rate swings with whatever else runs; the server's CPU time per
+    operation swings far less, and says how many operations one core would serve."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_cpu(
+    pid: int, port: int, work: list[bytes | None], connections: int, read_path: str, token: str = ""
+) -> tuple[float, float]:
+    """Operations per second, and the server's CPU microseconds per operation."""
+    before = cpu_seconds(pid)
+    rate = measure(port, work, connections, read_path, token)
+    return rate, (cpu_seconds(pid) - before) * 1e6 / len(work)
 
 
 def open_session(port: int, unlock_request: bytes) -> str:
@@ -254,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             str(port),
         ]
         progress(f"starting evgi serve on 127.0.0.1:{port}")
-        with server(evgi, port, folder / "serve.log"):
+        with server(evgi, port, folder / "serve.log") as serving:
             bucket, oem, host_did, records = set_up(data_dir)
             path = f"/data/containers/{bucket}/records"
             chain_id = Settings().chain_id
@@ -273,8 +301,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"evgi: warm-up, then {args.n} unlock + read over {args.connections} connections"
             )
             measure(port, unlocks(WARMUP), args.connections, path)
-            evgi_pairs = measure(port, unlocks(args.n), args.connections, path)
-            progress(f"evgi: {evgi_pairs:,.0f} unlock + read per second")
+            evgi_pairs, evgi_pair_cpu = measure_cpu(
+                serving.pid, port, unlocks(args.n), args.connections, path
+            )
+            progress(
+                f"evgi: {evgi_pairs:,.0f} unlock + read per second "
+                f"({evgi_pair_cpu:,.0f} µs of server CPU each)"
+            )
             token = open_session(port, unlocks(1)[0] or b"")
             reads: list[bytes | None] = [None] * args.n
             measure(port, reads[:WARMUP], args.connections, path, token)
@@ -292,11 +325,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             str(records_file),
         ]
         progress(f"starting the bare FastAPI peer on 127.0.0.1:{peer_port}")
-        with server(peer, peer_port, folder / "peer.log"):
+        with server(peer, peer_port, folder / "peer.log") as serving:
             plain: list[bytes | None] = [None] * args.n
             measure(peer_port, plain[:WARMUP], args.connections, path)
-            peer_reads = measure(peer_port, plain, args.connections, path)
-            progress(f"peer: {peer_reads:,.0f} reads per second")
+            peer_reads, peer_read_cpu = measure_cpu(
+                serving.pid, peer_port, plain, args.connections, path
+            )
+            progress(
+                f"peer: {peer_reads:,.0f} reads per second "
+                f"({peer_read_cpu:,.0f} µs of server CPU each)"
+            )
 
     print(
         json.dumps(
@@ -305,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "evgi_unlock_read_per_s": round(evgi_pairs, 1),
                 "evgi_session_read_per_s": round(evgi_reads, 1),
                 "peer_read_per_s": round(peer_reads, 1),
+                "evgi_server_cpu_us_per_unlock_read": round(evgi_pair_cpu, 1),
+                "peer_server_cpu_us_per_read": round(peer_read_cpu, 1),
                 "ratio": round(evgi_pairs / peer_reads, 3),
                 "n": args.n,
                 "connections": args.connections,

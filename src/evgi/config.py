@@ -64,11 +64,44 @@ class Settings(BaseSettings):
     ocpp_max_message_size: int = Field(
         default=131072, ge=1024, description="largest OCPP frame in bytes; larger closes (1009)"
     )
+    ocpp_nominal_voltage: float = Field(
+        default=230.0,
+        gt=0,
+        description="volts per phase for converting charging limits between A and W",
+    )
     cpo_name: str = Field(default="evgi", description="operator (O) in the CSMS certificates")
+    settlement_hold: str = Field(
+        default="50.00 EUR",
+        description="amount a prepaid wallet must hold and puts in escrow at each session start; "
+        "its currency is that of the wallets' charging token",
+    )
+    settlement_fee_bp: int = Field(
+        default=0, ge=0, le=10_000, description="eMSP fee, basis points of a session's cost"
+    )
+    settlement_session_timeout: int = Field(
+        default=86_400,
+        ge=60,
+        description="seconds after its start a session that never ended is settled on its "
+        "meter values so far; its escrow may be refunded by anyone as long again later",
+    )
     tls_host_names: list[str] = Field(
         default_factory=list, description="DNS names and IPs the CSMS server certificate adds"
     )
-    grid_port: int = 8443
+    grid_host: str = Field(default="127.0.0.1", description="address of the IEEE 2030.5 server")
+    grid_port: int = Field(default=8443, description="HTTPS port of the IEEE 2030.5 server (mTLS)")
+    grid_schema: Path | None = Field(
+        default=None,
+        description="path of IEEE's sep_2018.xsd: when set, every 2030.5 document in or out is "
+        "validated against it (IEEE's terms do not let evgi ship the file)",
+    )
+    pki_base_url: str | None = Field(
+        default=None,
+        description="URL relying parties reach this server's /pki routes at (OCSP and CRLs, "
+        "written into every ISO 15118 certificate); default http://http_host:http_port",
+    )
+    cdr_anchor_interval: float = Field(
+        default=900, gt=0, description="seconds between Merkle anchors of new CDRs on the ledger"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -117,6 +150,10 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "pki"
+
+    @property
+    def pki_url(self) -> str:
+        return self.pki_base_url or f"http://{self.http_host}:{self.http_port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -13,8 +13,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from evgi.api import create_app
+from evgi.api.data import HotPath
 from evgi.app import Platform
 from evgi.csms import Csms, ocpp_tls
+from evgi.grid import CsipServer
+from evgi.settlement import CdrAnchoring, CoreClient
 
 log = structlog.get_logger(__name__)
 
@@ -37,10 +40,13 @@ async def serve(platform: Platform) -> None:
     csms = Csms(settings, platform.db, platform.bus, platform.clock)
     http = uvicorn.Server(
         uvicorn.Config(
-            create_app(platform, csms),
+            HotPath(create_app(platform, csms), "/data"),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
+            # A line per request would cost more than a data unlock; the data host keeps its
+            # owners' access log, and errors are still logged.
+            access_log=False,
             lifespan="on",
         )
     )
@@ -49,20 +55,37 @@ async def serve(platform: Platform) -> None:
         url=f"http://{settings.http_host}:{settings.http_port}",
         docs=f"http://{settings.http_host}:{settings.http_port}/docs",
     )
+    core = CoreClient.for_platform(platform, csms.store)
+    core.attach(platform.bus, csms.authorization)
+    core.start()
     ssl_context, certificate_check = ocpp_tls(settings)
     await csms.start(ssl_context=ssl_context, certificate_check=certificate_check)
+    grid = CsipServer(settings, platform.db, platform.clock)
+    try:
+        await grid.start(settings.grid_host, settings.grid_port)
+    except OSError as exc:
+        # The 2030.5 port is taken (another evgi serve?): the other services still run.
+        log.error("IEEE 2030.5 server not started", port=settings.grid_port, error=str(exc))
+    anchoring = CdrAnchoring.of_platform(
+        platform.db, platform.ledger, platform.keystore, platform.clock
+    )
+    anchor_task = asyncio.create_task(anchoring.run(settings.cdr_anchor_interval))
     try:
         await asyncio.gather(http.serve())
     finally:
+        anchor_task.cancel()
         await csms.stop()
+        await grid.stop()
+        core.stop()
 
 
 @contextmanager
-def http_in_background(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `app` on a free port in a thread, for scenarios that drive the HTTP API in-process;
-    yields the base URL and stops the server (running its shutdown) when the block ends."""
+def http_in_background(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `app` on `port` (a free one if 0) in a thread, for scenarios that drive the HTTP
+    API in-process; yields the base URL and stops the server (running its shutdown) when the
+    block ends."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, name="evgi-http", daemon=True)
     thread.start()

@@ -88,6 +88,10 @@ class Station201(LibraryStation201):
     def on_request_start(self, **_: Any) -> r201.RequestStartTransaction:
         return r201.RequestStartTransaction(status="Accepted", transaction_id="TX-201")
 
+    @on("SetChargingProfile")
+    def on_set_profile(self, **_: Any) -> r201.SetChargingProfile:
+        return r201.SetChargingProfile(status="Accepted")
+
     @on("GetVariables")
     def on_get_variables(
         self, get_variable_data: list[dict[str, Any]], **_: Any
@@ -570,3 +574,291 @@ def test_token_crud_and_validation(service: Service) -> None:
     spec = http.get("/openapi.json").json()["paths"]
     assert "/api/stations/{station_id}/commands/remote-start" in spec
     assert "/api/tokens/{token}" in spec
+
+
+# -- composite schedules computed by the CSMS ------------------------------------------------
+
+CT = "2025-03-01T12:00:00Z"  # the composite schedules' start in these tests
+
+
+def periods(answer: httpx.Response) -> list[tuple[int, float | None, int | None]]:
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return [(p["start_period"], p["limit"], p["number_phases"]) for p in body["periods"]]
+
+
+def profile_16(
+    profile_id: int,
+    purpose: str,
+    stack_level: int,
+    schedule: list[tuple[int, float]],
+    kind: str = "Absolute",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A 1.6 csChargingProfiles in A; `fields` go to the schedule, or to the profile when they
+    are profile fields (validFrom, validTo, recurrencyKind, transactionId)."""
+    top = {
+        k: fields.pop(k)
+        for k in ("validFrom", "validTo", "recurrencyKind", "transactionId")
+        if k in fields
+    }
+    return {
+        "chargingProfileId": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": kind,
+        **top,
+        "chargingSchedule": {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": s, "limit": v} for s, v in schedule],
+            **fields,
+        },
+    }
+
+
+def test_composite_schedule_of_an_ocpp16_station(service: Service) -> None:
+    """Stacking and combining as OCPP 1.6 3.13 describes them, on profiles a 1.6 station accepted
+    over its WebSocket: two TxDefaultProfiles at stack levels 0 and 1 (the higher one for its
+    150 s, then the lower one shows again), capped by a ChargePointMaxProfile, a TxProfile
+    relative to the transaction's start, an expired profile, a daily schedule across midnight."""
+    register(service, "CMP-16")
+    assert service.http.post("/api/tokens", json={"token": "TAG-CMP"}).status_code == 201
+    profiles = "/api/stations/CMP-16/charging-profiles"
+    composite = f"{profiles}/composite"
+
+    async def scenario() -> None:
+        async with (
+            httpx.AsyncClient(base_url=service.base) as api,
+            station(service.ocpp, "CMP-16", "ocpp1.6", PASSWORD, Station16) as cp,
+        ):
+            await cp.call(c16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+
+            async def put(evse_id: int, profile: dict[str, Any]) -> None:
+                answer = await api.post(profiles, json={"evse_id": evse_id, "profile": profile})
+                assert answer.json()["answer"] == {"status": "Accepted"}, answer.text
+
+            async def schedule(**query: Any) -> list[tuple[int, float | None, int | None]]:
+                return periods(await api.get(composite, params={"start": CT, **query}))
+
+            assert await schedule(duration=400) == [(0, None, None)]  # nothing set yet
+            base = {"startSchedule": CT, "validFrom": "2025-03-01T11:55:00Z"}
+            await put(
+                1,
+                profile_16(
+                    1, "TxDefaultProfile", 0, [(0, 6), (100, 8), (200, 10)], duration=400, **base
+                ),
+            )
+            await put(
+                1, profile_16(2, "TxDefaultProfile", 1, [(0, 10), (100, 12)], duration=150, **base)
+            )
+            stacked = [(0, 10.0, None), (100, 12.0, None), (150, 8.0, None), (200, 10.0, None)]
+            assert await schedule(duration=400, unit="A") == stacked
+            assert await schedule(duration=400) == stacked  # every profile in A: A
+            # 3 phases (OCPP's default) at 230 V.
+            assert await schedule(duration=400, unit="W") == [
+                (0, 6900.0, None),
+                (100, 8280.0, None),
+                (150, 5520.0, None),
+                (200, 6900.0, None),
+            ]
+            # After 400 s no profile limits the EVSE any more.
+            assert (await schedule(duration=600, unit="A"))[-1] == (400, None, None)
+
+            # The station maximum caps the EVSE; an expired one at a higher level does not.
+            await put(0, profile_16(3, "ChargePointMaxProfile", 0, [(0, 9)], startSchedule=CT))
+            await put(
+                0,
+                profile_16(
+                    4,
+                    "ChargePointMaxProfile",
+                    1,
+                    [(0, 1)],
+                    startSchedule=CT,
+                    validTo="2025-03-01T11:00:00Z",
+                ),
+            )
+            capped = [(0, 9.0, None), (150, 8.0, None), (200, 9.0, None)]
+            assert await schedule(duration=400, unit="A") == capped
+            # EVSE 0: the station as a whole, where only the maximum counts.
+            assert await schedule(evse_id=0, duration=400) == [(0, 9.0, None)]
+
+            # A transaction starts 50 s in; its TxProfile is relative to that start and
+            # replaces the default profiles once it runs.
+            started = await cp.call(
+                c16.StartTransaction(
+                    connector_id=1,
+                    id_tag="TAG-CMP",
+                    meter_start=0,
+                    timestamp="2025-03-01T12:00:50Z",
+                )
+            )
+            tx = started.transaction_id
+            await put(
+                1,
+                profile_16(
+                    5, "TxProfile", 0, [(0, 16), (60, 7)], kind="Relative", transactionId=tx
+                ),
+            )
+            assert await schedule(duration=400, unit="A") == [(0, 9.0, None), (110, 7.0, None)]
+            # Once the transaction has ended its TxProfile no longer counts.
+            await cp.call(
+                c16.StopTransaction(
+                    meter_stop=10, timestamp="2025-03-01T12:10:00Z", transaction_id=tx
+                )
+            )
+            assert await schedule(duration=400, unit="A") == capped
+
+            # A daily schedule from 22:00 for 8 h, across midnight, on connector 2.
+            await put(
+                2,
+                profile_16(
+                    6,
+                    "TxDefaultProfile",
+                    0,
+                    [(0, 10), (14400, 6)],
+                    kind="Recurring",
+                    recurrencyKind="Daily",
+                    startSchedule="2025-01-01T22:00:00Z",
+                    duration=8 * 3600,
+                ),
+            )
+            night = await api.get(
+                composite,
+                params={"evse_id": 2, "start": "2025-03-01T20:00:00Z", "duration": 2 * 86400},
+            )
+            assert periods(night) == [
+                (0, 9.0, None),  # 20:00, only the maximum
+                (21600, 6.0, None),  # 02:00, the second period (22:00-02:00: 10 A, capped at 9)
+                (36000, 9.0, None),  # 06:00, the daily schedule over
+                (21600 + 86400, 6.0, None),  # the next night
+                (36000 + 86400, 9.0, None),
+            ]
+            assert night.json()["schedule_start"] == "2025-03-01T20:00:00Z"
+
+            # Bad requests are refused in HTTP's terms; the profiles stay.
+            for query in (
+                {"unit": "kW"},
+                {"duration": 0},
+                {"duration": 32 * 86400},
+                {"evse_id": -1},
+                {"start": "2025-03-01T12:00:00"},  # no time zone
+            ):
+                refused = await api.get(composite, params=query)
+                assert refused.status_code == 422, query
+            unknown = await api.get("/api/stations/NOBODY/charging-profiles/composite")
+            assert (unknown.status_code, detail(unknown)["code"]) == (404, "not_found")
+            assert len((await api.get(profiles)).json()) == 6
+            paths = (await api.get("/openapi.json")).json()["paths"]
+            documented = paths["/api/stations/{station_id}/charging-profiles/composite"]["get"]
+            assert {p["name"] for p in documented["parameters"]} == {
+                "station_id",
+                "evse_id",
+                "duration",
+                "unit",
+                "start",
+            }
+
+    asyncio.run(scenario())
+
+
+def profile_2x(
+    profile_id: int,
+    purpose: str,
+    unit: str,
+    schedule: list[tuple[int, float, int | None]],
+    start: str,
+    duration: int | None = None,
+    transaction_id: str | None = None,
+) -> dict[str, Any]:
+    """A 2.0.1 ChargingProfile at stack level 0, Absolute."""
+    body: dict[str, Any] = {
+        "id": profile_id,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [
+            {
+                "id": profile_id,
+                "startSchedule": start,
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [
+                    {"startPeriod": s, "limit": v, **({} if n is None else {"numberPhases": n})}
+                    for s, v, n in schedule
+                ],
+                **({} if duration is None else {"duration": duration}),
+            }
+        ],
+    }
+    if transaction_id is not None:
+        body["transactionId"] = transaction_id
+    return body
+
+
+def test_composite_schedule_of_an_ocpp201_station(service: Service) -> None:
+    """Combining purposes as OCPP 2.0.1 K08 describes it, on profiles a 2.0.1 station accepted:
+    a ChargingStationMaxProfile in W, TxDefaultProfiles in A on EVSE 0 and on the EVSE itself
+    (which wins at the same stack level), then the transaction's TxProfile; limits compared in
+    the requested unit with each period's phases."""
+    register(service, "CMP-201")
+    profiles = "/api/stations/CMP-201/charging-profiles"
+
+    async def scenario() -> None:
+        async with (
+            httpx.AsyncClient(base_url=service.base) as api,
+            station(service.ocpp, "CMP-201", "ocpp2.0.1", PASSWORD, Station201) as cp,
+        ):
+            await cp.call(
+                c201.BootNotification(
+                    charging_station={"model": "DC50", "vendor_name": "Acme"}, reason="PowerUp"
+                )
+            )
+
+            async def put(evse_id: int, profile: dict[str, Any]) -> None:
+                answer = await api.post(profiles, json={"evse_id": evse_id, "profile": profile})
+                assert answer.json()["answer"] == {"status": "Accepted"}, answer.text
+
+            async def schedule(unit: str) -> list[tuple[int, float | None, int | None]]:
+                query = {"evse_id": 1, "start": CT, "duration": 10800, "unit": unit}
+                return periods(await api.get(f"{profiles}/composite", params=query))
+
+            await put(0, profile_2x(1, "ChargingStationMaxProfile", "W", [(0, 11000, 3)], CT))
+            await put(
+                0,
+                profile_2x(2, "TxDefaultProfile", "A", [(0, 16, None), (3600, 10, None)], CT, 7200),
+            )
+            await put(
+                1, profile_2x(3, "TxDefaultProfile", "A", [(0, 8, 1)], "2025-03-01T12:30:00Z", 1800)
+            )
+            assert await schedule("W") == [
+                (0, 11000.0, 3),  # 16 A x 3 x 230 V = 11,040 W, over the maximum
+                (1800, 1840.0, 1),  # the EVSE's own default: 8 A on one phase
+                (3600, 6900.0, None),  # EVSE 0's default again: 10 A
+                (7200, 11000.0, 3),  # no default any more: the maximum
+            ]
+            assert await schedule("A") == [
+                (0, 15.9, 3),  # 11,000 W / (3 x 230 V)
+                (1800, 8.0, 1),
+                (3600, 10.0, None),
+                (7200, 15.9, 3),
+            ]
+
+            await cp.call(
+                c201.TransactionEvent(
+                    event_type="Started",
+                    timestamp=CT,
+                    trigger_reason="CablePluggedIn",
+                    seq_no=0,
+                    transaction_info={"transaction_id": "TX-K08"},
+                    evse={"id": 1, "connector_id": 1},
+                )
+            )
+            await put(
+                1,
+                profile_2x(
+                    4, "TxProfile", "A", [(0, 20, None), (5400, 4, None)], CT, None, "TX-K08"
+                ),
+            )
+            await put(1, profile_2x(5, "TxProfile", "A", [(0, 1, None)], CT, None, "ANOTHER-TX"))
+            assert await schedule("W") == [(0, 11000.0, 3), (5400, 2760.0, None)]
+
+    asyncio.run(scenario())

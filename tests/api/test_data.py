@@ -198,6 +198,12 @@ def test_bad_unlock_requests(http: Http) -> None:
     )
     refused(httpx.post(f"{http.base}/data/unlock", json=missing), 404, "unknown_container")
     refused(http.unlock(Account.generate()), 403, "not_onboarded")
+    padded = {**request, "padding": "x" * 20_000}
+    body = refused(httpx.post(f"{http.base}/data/unlock", json=padded), 400, "malformed")
+    assert "at most" in body["reason"]["message"]
+    # Other methods and paths under /data go on to the router as before.
+    assert httpx.get(f"{http.base}/data/unlock").status_code == 405
+    assert httpx.get(f"{http.base}/data/containers//records").status_code == 404
 
 
 def test_expired_blocked_and_offboarded_accessors(http: Http) -> None:

@@ -13,7 +13,7 @@ from tests.service_runner import running_service
 def test_service_answers_over_http(tmp_path: Path) -> None:
     with running_service(tmp_path) as base:
         health = httpx.get(f"{base}/api/health").json()
-        assert health["status"] == "ok" and health["ledger"]["height"] == 0
+        assert health["status"] == "ok"
         assert httpx.get(f"{base}/docs").status_code == 200
         paths = httpx.get(f"{base}/openapi.json").json()["paths"]
         assert "/api/identity/1.0/identifiers/{did}" in paths
@@ -28,7 +28,8 @@ def test_service_answers_over_http(tmp_path: Path) -> None:
         assert other.status_code == 404
 
         head = httpx.get(f"{base}/api/ledger/head").json()
-        assert head["chainId"] == 1337 and head["block"]["height"] == 0
+        # The charging token settlement creates on first start may already be on the ledger.
+        assert head["chainId"] == 1337 and head["block"]["height"] == health["ledger"]["height"]
         assert httpx.get(f"{base}/api/ledger/blocks/7").status_code == 404
         assert httpx.get(f"{base}/api/ledger/transactions/0x{'00' * 32}").status_code == 404
         check = httpx.post(f"{base}/api/identity/entity-certificates/verify", json={"a": 1})

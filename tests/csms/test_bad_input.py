@@ -178,8 +178,15 @@ def test_duplicate_and_concurrent_calls(harness: Harness) -> None:
             async with raw_socket(url, "DUP", ["ocpp1.6"], PASSWORD) as ws:
                 await boot(ws, "ocpp1.6")
                 first = await exchange(ws, start)
-                # The same call again (a retransmission): the same answer, nothing new stored.
+                # The same call again (a retransmission): the same answer, nothing new stored;
+                # key order and spacing do not make it another call.
                 assert await exchange(ws, start) == first
+                frame = json.loads(start)
+                frame[3] = dict(reversed(frame[3].items()))
+                assert await exchange(ws, json.dumps(frame, indent=2)) == first
+                frame[3]["meterStart"] = 6
+                changed = await exchange(ws, json.dumps(frame))
+                assert changed[:3] == [4, "start-1", "GenericError"]
                 # The same id for a different call is refused.
                 reused = await exchange(ws, '[2, "start-1", "Heartbeat", {}]')
                 assert reused[:3] == [4, "start-1", "GenericError"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,13 @@ def test_tables_round_trip(db: Engine) -> None:
         meter_start_wh=100,
     )
     assert tx.transaction_id == str(tx.number)
-    other = store.run(store.start_transaction, "S1", "abc", NOW, NOW)
-    assert other.transaction_id == "abc"
+    # What a start returns is what reading the row back gives, whichever way it is read.
+    assert tx == store.run(store.transaction_by_number, tx.number)
+    paris = timezone(timedelta(hours=1))
+    other = store.run(store.start_transaction, "S1", "abc", NOW.astimezone(paris), NOW)
+    assert other.transaction_id == "abc" and other.started_at.tzinfo == UTC
+    assert other == store.run(store.find_transaction, "S1", "abc")
+    assert other == store.run(store.transactions, "S1")[-1]
     sample = MeterSample(NOW, "Energy.Active.Import.Register", 1.5, "kWh", signed='{"a":1}')
     store.run(store.add_meter_samples, "S1", 1, tx.number, [sample])
     assert store.run(store.meter_samples, "S1", tx.number)[0].sample == sample

@@ -317,7 +317,8 @@ def test_energy_step_size_note(step_size: int, billed_wh: int, excl: str) -> Non
 def test_complex_tariff_monday_morning() -> None:
     """OCPI 2.2.1 mod_tariffs, "Complex Tariff example", first session: Monday 09:30, 165 minutes at
     16 A, then 42 minutes parking: 9.00 excl., 10.30 incl. VAT. Charging time is not rounded because
-    parking follows; parking is billed for 45 minutes."""
+    parking follows; parking is billed for 45 minutes. The text's "147 minutes (charging)" is left
+    over from OCPI 2.2, whose 8.75 / 10.00 billed 147 minutes as 150; 2.2.1-d2 says 165."""
     cost = price_session(
         COMPLEX,
         session("2024-01-15T09:30", steady(165 * MINUTE, 30_000, Decimal(16)), 42 * MINUTE),
@@ -334,7 +335,7 @@ def test_complex_tariff_monday_morning() -> None:
 def test_complex_tariff_saturday_afternoon() -> None:
     """OCPI 2.2.1 mod_tariffs, "Complex Tariff example", second session: Saturday 13:30, 114 minutes
     at 43 A, then 71 minutes parking (billed as 75): 12.375 excl., 13.975 incl. VAT, that is 12.38 /
-    13.98."""
+    13.98. (OCPI 2.2 rounded the charging to 120 minutes, 12.50 / 14.13; 2.2.1 no longer does.)"""
     cost = price_session(
         COMPLEX,
         session("2024-01-20T13:30", steady(114 * MINUTE, 50_000, Decimal(43)), 71 * MINUTE),
@@ -356,6 +357,46 @@ def test_free_of_charge_tariff() -> None:
     cost = price_session(free, session("2024-01-15T10:00", steady(60 * MINUTE, 11_000), MINUTE))
     assert totals(cost) == (eur("0.00"), eur("0.00"))
     assert [line.dimension for line in cost.lines] == [FLAT]
+
+
+def test_first_hour_free_energy() -> None:
+    """OCPI 2.2.1 mod_tariffs, "First hour free energy example": 20 kWh (the first kWh free, the
+    rest at 0.20) and 2.75 hours of parking (the first hour free, then 2.00 per hour up to the
+    third hour of the session, 3.00 after) cost 7.30 excl. VAT. `min_duration`/`max_duration`
+    count the session's duration, so the text's total is that of a charge too short to move the
+    parking hours (here one second); the example's JSON spells `restrictions` as
+    `tariff_restrictions`, an error of the 2.2.1 examples. No VAT is given, so none is added."""
+    first_hour_free = tariff(  # examples/tariff_7_first_hour_kwh_free.json
+        """[
+        {"price_components": [{"type": "PARKING_TIME", "price": 0.00, "step_size": 60}],
+         "restrictions": {"min_duration": 0, "max_duration": 3600}},
+        {"price_components": [{"type": "PARKING_TIME", "price": 2.00, "step_size": 60}],
+         "restrictions": {"min_duration": 3600, "max_duration": 10800}},
+        {"price_components": [{"type": "PARKING_TIME", "price": 3.00, "step_size": 60}],
+         "restrictions": {"min_duration": 10800}},
+        {"price_components": [{"type": "ENERGY", "price": 0.00, "step_size": 1}],
+         "restrictions": {"max_kwh": 1.00}},
+        {"price_components": [{"type": "ENERGY", "price": 0.20, "step_size": 1}],
+         "restrictions": {"min_kwh": 1.00}}
+        ]"""
+    )
+    cost = price_session(
+        first_hour_free,
+        session("2024-01-15T10:00", steady(timedelta(seconds=1), 20_000), 165 * MINUTE),
+    )
+    assert totals(cost) == (eur("7.30"), eur("7.30"))
+    assert [(line.dimension, line.element_index, line.amount_excl_vat) for line in cost.lines] == [
+        (ENERGY, 3, eur("0.00")),
+        (ENERGY, 4, eur("3.80")),
+        (PARKING_TIME, 0, eur("0.00")),
+        (PARKING_TIME, 1, eur("3.50")),
+    ]
+    # a real charge of 15 minutes moves 15 parking minutes into the paid hours: 4.00 for parking
+    slower = price_session(
+        first_hour_free,
+        session("2024-01-15T10:00", steady(15 * MINUTE, 20_000), 165 * MINUTE),
+    )
+    assert slower.total_excl_vat == eur("7.80")
 
 
 def test_step_size_switching_tariff_elements_1() -> None:

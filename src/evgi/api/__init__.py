@@ -13,6 +13,8 @@ from evgi.api import (
     data,
     identity,
     ledger,
+    opcp,
+    pki,
     stations,
     tokens,
     transactions,
@@ -44,6 +46,9 @@ def create_app(platform: Platform, csms: Csms | None = None) -> FastAPI:
     app.include_router(ledger.router, prefix="/api/ledger")
     app.include_router(identity.router, prefix="/api/identity")
     app.include_router(data.router, prefix="/data")
+    app.include_router(opcp.router, prefix="/opcp/v1")
+    app.include_router(opcp.est_router, prefix="/.well-known/est")
+    app.include_router(pki.router, prefix="/pki")
     app.include_router(stations.router, prefix="/api/stations")
     app.include_router(
         charging_profiles.router, prefix="/api/stations/{station_id}/charging-profiles"

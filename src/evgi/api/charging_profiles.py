@@ -4,10 +4,10 @@ them through the station (the store follows what the station accepts)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from evgi.api.charging import (
     STATION_REFUSALS,
@@ -98,6 +98,63 @@ def list_profiles(station_id: KnownStation, csms: CsmsDep) -> list[ChargingProfi
     return [
         ChargingProfile.model_validate(p) for p in csms.store.run(csms.store.profiles, station_id)
     ]
+
+
+MAX_COMPOSITE_SECONDS = 31 * 86400
+
+
+class CompositePeriod(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    start_period: int = Field(description="seconds from schedule_start", examples=[0])
+    limit: float | None = Field(
+        description="in charging_rate_unit; null: no profile limits this period", examples=[6900.0]
+    )
+    number_phases: int | None = Field(
+        description="phases of the period that sets the limit (OCPP's default of 3 when null)",
+        examples=[3],
+    )
+
+
+class CompositeScheduleView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    evse_id: int = Field(examples=[1])
+    schedule_start: datetime
+    duration: int = Field(description="seconds", examples=[86400])
+    charging_rate_unit: Literal["A", "W"]
+    periods: list[CompositePeriod]
+    min_charging_rate: float | None = Field(
+        description="the EV's lowest useful rate, from the transaction's (default) schedule"
+    )
+
+
+@router.get(
+    "/composite",
+    summary="An EVSE's composite schedule, computed by the CSMS from the accepted profiles",
+    description="Stacks the profiles the station accepted as OCPP 1.6 and 2.0.1 define it (the "
+    "highest stack level in force per purpose, the transaction's TxProfile over "
+    "TxDefaultProfile, capped by the station maximum and external constraints) without asking "
+    "the station; limits in the other unit are converted with the period's phases and the "
+    "`ocpp_nominal_voltage` setting. To ask the station itself: POST "
+    "/api/stations/{station_id}/commands/composite-schedule.",
+    responses=responses(404),
+)
+def composite_schedule(
+    station_id: KnownStation,
+    csms: CsmsDep,
+    evse_id: Annotated[int, Query(ge=0, description="0: the station as a whole")] = 1,
+    duration: Annotated[int, Query(ge=1, le=MAX_COMPOSITE_SECONDS, description="seconds")] = 86400,
+    unit: Annotated[
+        Literal["A", "W"] | None,
+        Query(description="A or W; by default A when every profile that counts is in A"),
+    ] = None,
+    start: Annotated[
+        AwareDatetime | None, Query(description="from when, with a time zone (default now)")
+    ] = None,
+) -> CompositeScheduleView:
+    schedule = csms.composite_schedule(station_id, evse_id, duration, unit, start)
+    return CompositeScheduleView.model_validate(schedule)
 
 
 @router.post("", summary="Set a charging profile through the station", responses=STATION_REFUSALS)

@@ -8,7 +8,7 @@ Field values are checked against the station's version schema before anything is
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
 from pydantic import AwareDatetime, BaseModel, Field
@@ -142,6 +142,36 @@ class Log(BaseModel):
         description="where the station uploads its log",
         examples=["https://logs.example/upload"],
     )
+
+
+RootUse = Literal[
+    "V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate", "ManufacturerRootCertificate"
+]
+CertificateUse = RootUse | Literal["V2GCertificateChain"]
+
+
+class InstallCertificate(BaseModel):
+    certificate_type: RootUse = Field(examples=["V2GRootCertificate"])
+    certificate: str = Field(min_length=1, max_length=5500, description="PEM")
+
+
+class InstalledCertificates(BaseModel):
+    certificate_types: list[CertificateUse] | None = Field(
+        default=None, description="none: every type the station holds"
+    )
+
+
+class CertificateHashData(BaseModel):
+    """CertificateHashDataType as GetInstalledCertificateIds reports it (camelCase)."""
+
+    hash_algorithm: Literal["SHA256", "SHA384", "SHA512"] = Field(alias="hashAlgorithm")
+    issuer_name_hash: str = Field(alias="issuerNameHash", min_length=1, max_length=128)
+    issuer_key_hash: str = Field(alias="issuerKeyHash", min_length=1, max_length=128)
+    serial_number: str = Field(alias="serialNumber", min_length=1, max_length=40)
+
+
+class DeleteCertificate(BaseModel):
+    certificate_hash_data: CertificateHashData
 
 
 class DataTransfer(BaseModel):
@@ -344,6 +374,35 @@ async def data_transfer(
     return await station_answer(
         csms.commands.data_transfer(station_id, request.vendor_id, request.message_id, request.data)
     )
+
+
+@router.post("/install-certificate", summary="InstallCertificate (1.6: Plug & Charge DataTransfer)")
+async def install_certificate(
+    station_id: KnownStation, request: InstallCertificate, csms: CsmsDep
+) -> CommandAnswer:
+    return await station_answer(
+        csms.commands.install_certificate(station_id, request.certificate_type, request.certificate)
+    )
+
+
+@router.post(
+    "/get-installed-certificate-ids",
+    summary="GetInstalledCertificateIds (1.6: Plug & Charge DataTransfer)",
+)
+async def get_installed_certificate_ids(
+    station_id: KnownStation, request: InstalledCertificates, csms: CsmsDep
+) -> CommandAnswer:
+    return await station_answer(
+        csms.commands.get_installed_certificate_ids(station_id, request.certificate_types)
+    )
+
+
+@router.post("/delete-certificate", summary="DeleteCertificate (1.6: Plug & Charge DataTransfer)")
+async def delete_certificate(
+    station_id: KnownStation, request: DeleteCertificate, csms: CsmsDep
+) -> CommandAnswer:
+    hash_data = request.certificate_hash_data.model_dump(by_alias=True)
+    return await station_answer(csms.commands.delete_certificate(station_id, hash_data))
 
 
 @router.post("/call", summary="Send any action of the station's OCPP version as is")

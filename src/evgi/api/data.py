@@ -1,9 +1,10 @@
 """HTTP routes of the data host under /data: bootstrap certificates, containers, Access Session
 Setup (unlock), session reads and writes, and the owners' access log.
 
-Unlock and read are the hot path of every data exchange, so they take the request and build the
-response themselves (the models are still what the OpenAPI document shows); their checks are
-short and CPU-bound, so they run on the event loop rather than pay for a thread hop.
+Unlock and read are the hot path of every data exchange: `evgi serve` answers them in `HotPath`,
+ahead of FastAPI, and the routes here document them (the models are what the OpenAPI document
+shows). Their checks are short and CPU-bound, so they run on the event loop rather than pay for
+a thread hop.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 from evgi.app import GENESIS_KEY
 from evgi.core.canonical import compact_json, parse_json
@@ -79,15 +82,17 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(compact_json(value), status, media_type="application/json")
 
 
-def _model(model: BaseModel, status: int = 200) -> Response:
-    return Response(model.model_dump_json(by_alias=True), status, media_type="application/json")
+def _problem_answer(exc: EvgiError) -> tuple[int, bytes]:
+    """An error as the status and `{"detail": {code, message}}` body the data API answers."""
+    if isinstance(exc, Refusal):
+        return exc.status, compact_json({"detail": exc.to_json()}).encode()
+    status = 400 if isinstance(exc, ValidationError) else 409
+    return status, compact_json({"detail": {"code": exc.code, "message": exc.message}}).encode()
 
 
 def _problem(exc: EvgiError) -> Response:
-    if isinstance(exc, Refusal):
-        return _json({"detail": exc.to_json()}, exc.status)
-    status = 400 if isinstance(exc, ValidationError) else 409
-    return _json({"detail": {"code": exc.code, "message": exc.message}}, status)
+    status, body = _problem_answer(exc)
+    return Response(body, status, media_type="application/json")
 
 
 def _bearer(authorization: str | None) -> str:
@@ -157,24 +162,40 @@ class _DirectRoute(APIRoute):
         return endpoint
 
 
-async def unlock(request: Request) -> Response:
-    """Access Session Setup: answer an Unlock Request signed with the accessor's DID key with a
-    session (token, scope, expiry) or a rejection that says why."""
-    host = data_host(request.app)
-    body = await request.body()
+MAX_UNLOCK_BYTES = 16 * 1024
+
+
+def unlock_answer(host: DataHost, body: bytes) -> tuple[int, bytes]:
+    """Access Session Setup: the status and Unlock Response for an Unlock Request's bytes."""
     request_id: str | None = None
     try:
+        if len(body) > MAX_UNLOCK_BYTES:
+            raise Refusal(
+                Reason.MALFORMED, f"an Unlock Request is at most {MAX_UNLOCK_BYTES} bytes"
+            )
         document = parse_json(body)
         if isinstance(document, dict) and isinstance(document.get("id"), str):
             request_id = document["id"]
         session, dbc = host.unlock(document)
-    except Refusal as refusal:
-        response = UnlockResponse.rejected(request_id, refusal)
-        return _model(response, refusal.status)
     except ValidationError as exc:
         malformed = Refusal(Reason.MALFORMED, exc.message)
-        return _model(UnlockResponse.rejected(request_id, malformed), malformed.status)
-    return _model(UnlockResponse(request_id=request_id, accepted=True, session=session, dbc=dbc))
+        return malformed.status, _encoded(UnlockResponse.rejected(request_id, malformed))
+    except Refusal as refusal:
+        return refusal.status, _encoded(UnlockResponse.rejected(request_id, refusal))
+    return 200, _encoded(
+        UnlockResponse(request_id=request_id, accepted=True, session=session, dbc=dbc)
+    )
+
+
+def _encoded(response: UnlockResponse) -> bytes:
+    return response.model_dump_json(by_alias=True).encode()
+
+
+async def unlock(request: Request) -> Response:
+    """Access Session Setup: answer an Unlock Request signed with the accessor's DID key with a
+    session (token, scope, expiry) or a rejection that says why."""
+    status, body = unlock_answer(data_host(request.app), await request.body())
+    return Response(body, status, media_type="application/json")
 
 
 router.add_api_route(
@@ -201,17 +222,33 @@ def _int(text: str | None, default: int, low: int, high: int) -> int:
     return int(text)
 
 
+def records_answer(
+    host: DataHost,
+    container_id: str,
+    authorization: str | None,
+    after: str | None,
+    limit: str | None,
+) -> tuple[int, bytes]:
+    """The status and body of a read: records of a container for a reader's session,
+    re-authorized against the ledger."""
+    try:
+        first = _int(after, 0, 0, 2**53)
+        page = host.read(_bearer(authorization), container_id, first, _int(limit, 100, 1, 1000))
+    except EvgiError as exc:
+        return _problem_answer(exc)
+    return 200, page.to_json_text(first).encode()
+
+
 async def read_records(request: Request) -> Response:
     """Records of a container for a reader's session, re-authorized against the ledger."""
-    host = data_host(request.app)
-    container_id: str = request.path_params["container_id"]
-    try:
-        after = _int(request.query_params.get("after"), 0, 0, 2**53)
-        limit = _int(request.query_params.get("limit"), 100, 1, 1000)
-        page = host.read(_bearer(request.headers.get("authorization")), container_id, after, limit)
-    except EvgiError as exc:
-        return _problem(exc)
-    return Response(page.to_json_text(after), media_type="application/json")
+    status, body = records_answer(
+        data_host(request.app),
+        request.path_params["container_id"],
+        request.headers.get("authorization"),
+        request.query_params.get("after"),
+        request.query_params.get("limit"),
+    )
+    return Response(body, status, media_type="application/json")
 
 
 def _parameter(name: str, where: str, description: str, minimum: int = 0) -> dict[str, Any]:
@@ -282,3 +319,81 @@ def access_log(
     return _json(
         {"container": container_id, "entries": [e.to_json(host.chain_id) for e in entries]}
     )
+
+
+class HotPath:
+    """The ASGI application `evgi serve` runs: unlock and record reads are answered here, and
+    everything else goes on to the FastAPI app.
+
+    They are the two requests of every data exchange, and FastAPI's middleware and its matching
+    of the path against every route of every router cost more than their checks do. The routes
+    declared above document them (OpenAPI) and serve them where the app runs without this
+    (in-process scenarios); both call `unlock_answer` and `records_answer`.
+    """
+
+    def __init__(self, app: FastAPI, prefix: str) -> None:
+        self.app = app
+        self._unlock = f"{prefix}/unlock"
+        self._containers = f"{prefix}/containers/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            path: str = scope["path"]
+            method: str = scope["method"]
+            if method == "POST" and path == self._unlock:
+                body = await _body(receive, MAX_UNLOCK_BYTES)
+                await _respond(send, *unlock_answer(data_host(self.app), body))
+                return
+            container_id = path[len(self._containers) : -len("/records")]
+            if (
+                method == "GET"
+                and path.startswith(self._containers)
+                and path.endswith("/records")
+                and container_id
+                and "/" not in container_id
+            ):
+                authorization = None
+                for name, value in scope["headers"]:
+                    if name == b"authorization":
+                        authorization = value.decode("latin-1")
+                query = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
+                answer = records_answer(
+                    data_host(self.app),
+                    container_id,
+                    authorization,
+                    query.get("after"),
+                    query.get("limit"),
+                )
+                await _respond(send, *answer)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _body(receive: Receive, limit: int) -> bytes:
+    """The request's body, or its first `limit` + 1 bytes (enough to refuse it as too long)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -2,10 +2,23 @@
 
 import sys
 
-from evgi.cli import csms, data, identity, ledger, pki, service, sim
+from evgi.cli import csms, data, grid, identity, ledger, pki, service, settlement, sim, wallet
 from evgi.cli.context import app
 
-__all__ = ["app", "csms", "data", "identity", "ledger", "main", "pki", "service", "sim"]
+__all__ = [
+    "app",
+    "csms",
+    "data",
+    "grid",
+    "identity",
+    "ledger",
+    "main",
+    "pki",
+    "service",
+    "settlement",
+    "sim",
+    "wallet",
+]
 
 
 def main() -> None:

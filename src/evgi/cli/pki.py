@@ -8,19 +8,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives import hashes
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from rich.table import Table
 
 from evgi.cli.context import (
     app,
     console,
     err,
+    opened_platform,
+    print_json,
     settings_of,
 )
-from evgi.core.errors import EvgiError
-from evgi.pnc import CertificateAuthority, csms_authority
+from evgi.core.errors import EvgiError, ValidationError
+from evgi.pnc import (
+    CertificateAuthority,
+    Hierarchies,
+    Iso15118,
+    LeafRole,
+    csms_authority,
+)
 
 pki_app = typer.Typer(
-    help="The CSMS root CA and the server and station certificates it issues.",
+    help="The CSMS root CA and its server and station certificates; the ISO 15118 "
+    "hierarchies (init, issue, revoke, show).",
     no_args_is_help=True,
 )
 app.add_typer(pki_app, name="pki")
@@ -78,3 +89,124 @@ def pki_issue_server(
     with _csms_authority(ctx) as authority:
         issued = authority.issue_server_certificate([*settings.tls_host_names, *(host or [])])
         _written(issued.write(out, "csms-server", settings.keystore_password))
+
+
+# --- the ISO 15118 hierarchies ------------------------------------------------------------
+
+
+@contextmanager
+def _hierarchies(ctx: typer.Context) -> Iterator[Hierarchies]:
+    with opened_platform(ctx) as platform:
+        yield Hierarchies(platform.settings, platform.db)
+
+
+@pki_app.command("init")
+def pki_init(ctx: typer.Context) -> None:
+    """Build the ISO 15118 test ecosystem: V2G roots (CPO and CPS lines), MO and OEM roots,
+    each over two sub-CAs, on the -2 (P-256) and -20 (P-521, Ed448) profiles. Idempotent."""
+    with _hierarchies(ctx) as hierarchies:
+        created = {a.name for a in hierarchies.init()}
+        table = Table("CA", "role", "branch", "profile", "key", "new")
+        for authority in hierarchies.authorities():
+            table.add_row(
+                authority.name,
+                authority.role.value,
+                authority.branch.value,
+                authority.profile.value,
+                authority.key_algorithm,
+                "yes" if authority.name in created else "",
+            )
+        console.print(table)
+        console.print(f"OCSP and CRLs at {settings_of(ctx).pki_url}/pki/")
+
+
+@pki_app.command("issue")
+def pki_issue(
+    ctx: typer.Context,
+    role: Annotated[LeafRole, typer.Argument(help="secc, cps, contract or provisioning")],
+    name: Annotated[str, typer.Argument(help="SECC id, CPS name, eMAID or PCID (the CN)")],
+    ca: Annotated[str | None, typer.Option(help="issuing sub-CA 2 (default: first)")] = None,
+    profile: Annotated[Iso15118, typer.Option(help="certificate profile")] = Iso15118.PART_2,
+    out: CertOut = Path("."),
+) -> None:
+    """Issue an end-entity certificate; writes NAME.pem (leaf and sub-CAs) and NAME.key.pem."""
+    with _hierarchies(ctx) as hierarchies:
+        issuer = ca or hierarchies.default_issuer(role, profile)
+        issued = hierarchies.issue(issuer, name, None)
+        _written(issued.write(out, name, settings_of(ctx).keystore_password))
+        console.print(f"serial:            {issued.certificate.serial_number:x}")
+        console.print(f"issuer:            {issuer}")
+
+
+@pki_app.command("revoke")
+def pki_revoke(
+    ctx: typer.Context,
+    serial: Annotated[str, typer.Argument(help="serial number, hex")],
+    reason: Annotated[str, typer.Option(help="RFC 5280 reason, e.g. keyCompromise")] = (
+        "unspecified"
+    ),
+) -> None:
+    """Revoke a certificate the hierarchies issued: the next OCSP answer and CRL show it."""
+    with _hierarchies(ctx) as hierarchies:
+        number = _serial(serial)
+        try:
+            flag = x509.ReasonFlags(reason)
+        except ValueError as exc:
+            reasons = ", ".join(r.value for r in x509.ReasonFlags)
+            raise ValidationError(f"reason {reason!r} is not one of {reasons}") from exc
+        record = hierarchies.find(number)
+        revocation = hierarchies.revoke(record.issuer, number, flag)
+        console.print(
+            f"revoked {record.role} {record.common_name!r} (serial {number:x}, CA {record.issuer}) "
+            f"at {revocation.revoked_at.isoformat()} ({revocation.reason.value})"
+        )
+
+
+@pki_app.command("show")
+def pki_show(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(help="a CA name or a certificate serial (hex)")],
+) -> None:
+    """A CA (certificate, chain, URLs) or an issued certificate (status), as JSON."""
+    with _hierarchies(ctx) as hierarchies:
+        if what in {a.name for a in hierarchies.authorities()}:
+            authority = hierarchies.get(what)
+            urls = hierarchies.urls(what)
+            print_json(
+                {
+                    "name": authority.name,
+                    "role": authority.role.value,
+                    "branch": authority.branch.value,
+                    "profile": authority.profile.value,
+                    "keyAlgorithm": authority.key_algorithm,
+                    "parent": authority.parent,
+                    "subject": authority.certificate.subject.rfc4514_string(),
+                    "notAfter": authority.certificate.not_valid_after_utc.isoformat(),
+                    "ocsp": urls.ocsp,
+                    "crl": urls.crl,
+                    "certificate": authority.certificate.public_bytes(
+                        serialization.Encoding.PEM
+                    ).decode(),
+                }
+            )
+            return
+        record = hierarchies.find(_serial(what))
+        print_json(
+            {
+                "serial": f"{record.serial:x}",
+                "issuer": record.issuer,
+                "role": record.role,
+                "commonName": record.common_name,
+                "notAfter": record.not_after.isoformat(),
+                "status": "revoked" if record.revoked_at else "good",
+                "revokedAt": record.revoked_at.isoformat() if record.revoked_at else None,
+                "reason": record.reason,
+            }
+        )
+
+
+def _serial(text: str) -> int:
+    try:
+        return int(text.replace(":", ""), 16)
+    except ValueError as exc:
+        raise ValidationError(f"{text!r} is not a hex serial number") from exc

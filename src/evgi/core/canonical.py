@@ -15,26 +15,36 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
+def _plain_text(text: str) -> bool:
+    return text.isascii() or max(text) < "\ud800"
+
+
 def _plain(value: Any) -> bool:
     """True for values where the standard encoder already yields RFC 8785 bytes.
 
     That holds without floats, with integers that are exact doubles, and with strings below
-    U+D800 (where sorting by code point equals RFC 8785's sort by UTF-16 code unit).
+    U+D800 (where sorting by code point equals RFC 8785's sort by UTF-16 code unit). Walked
+    with a stack rather than recursion: this check runs on every document hashed or signed.
     """
-    if isinstance(value, str):
-        return not value or max(value) < "\ud800"
-    if value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_SAFE_INT <= value <= _SAFE_INT
-    if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and (not k or max(k) < "\ud800") and _plain(v)
-            for k, v in value.items()
-        )
-    if isinstance(value, list | tuple):
-        return all(_plain(v) for v in value)
-    return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _plain_text(item):
+                return False
+        elif isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str) or not _plain_text(key):
+                    return False
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -_SAFE_INT <= item <= _SAFE_INT:
+                return False
+        elif item is not None and not isinstance(item, bool):
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:

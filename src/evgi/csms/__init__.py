@@ -8,6 +8,7 @@ from evgi.csms.authorization import (
 )
 from evgi.csms.charge_point import VariableRef
 from evgi.csms.commands import Commands
+from evgi.csms.composite_schedule import CompositeSchedule, SchedulePeriod
 from evgi.csms.connection import wire_body
 from evgi.csms.errors import StationCallError, StationOffline, StationTimeout, UnsupportedCommand
 from evgi.csms.events import (
@@ -29,11 +30,13 @@ __all__ = [
     "AuthorizationHook",
     "AuthorizationRequest",
     "Commands",
+    "CompositeSchedule",
     "Csms",
     "MeterValuesReceived",
     "OcppServer",
     "OcppVersion",
     "Refusal",
+    "SchedulePeriod",
     "StationBooted",
     "StationCallError",
     "StationOffline",

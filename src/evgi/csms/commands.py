@@ -20,6 +20,7 @@ from evgi.core.errors import ValidationError
 from evgi.csms.charge_point import VariableRef
 from evgi.csms.connection import to_snake_case
 from evgi.csms.errors import UnsupportedCommand
+from evgi.csms.plug_and_charge import certificate_command
 from evgi.csms.registry import StationRegistry
 from evgi.storage.charging import ChargingStore
 
@@ -169,3 +170,26 @@ class Commands:
         self, station_id: str, vendor_id: str, message_id: str | None = None, data: Any = None
     ) -> Any:
         return await self._registry.get(station_id).data_transfer(vendor_id, message_id, data)
+
+    async def install_certificate(
+        self, station_id: str, certificate_type: str, certificate: str
+    ) -> Any:
+        """A root (V2G, MO, CSMS or manufacturer) for the station to trust; PEM. 1.6 gets it,
+        as the other two certificate commands, as a Plug & Charge DataTransfer."""
+        body = {"certificateType": certificate_type, "certificate": certificate}
+        return await certificate_command(self._registry.get(station_id), "InstallCertificate", body)
+
+    async def get_installed_certificate_ids(
+        self, station_id: str, certificate_types: Sequence[str] | None = None
+    ) -> Any:
+        body = {"certificateType": list(certificate_types)} if certificate_types else {}
+        return await certificate_command(
+            self._registry.get(station_id), "GetInstalledCertificateIds", body
+        )
+
+    async def delete_certificate(self, station_id: str, hash_data: dict[str, str]) -> Any:
+        """`hash_data`: CertificateHashDataType, camelCase, as GetInstalledCertificateIds
+        reports it."""
+        return await certificate_command(
+            self._registry.get(station_id), "DeleteCertificate", {"certificateHashData": hash_data}
+        )

@@ -12,7 +12,9 @@ itself call the station while the receive loop keeps reading answers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import hashlib
 import json
 import uuid
 from collections import OrderedDict
@@ -21,12 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from ocpp.charge_point import (
-    camel_to_snake_case,
-    remove_nones,
-    serialize_as_dict,
-    snake_to_camel_case,
-)
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import (
     InternalError,
     NotImplementedError,
@@ -45,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 Route = Callable[..., Awaitable[Any]]
 MAX_MESSAGE_ID = 36  # OCPP-J: a message id is at most 36 characters
+# Key-sorted JSON of anything `json.loads` gives, NaN included (the frames' parser accepts it).
+_sorted_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 @functools.lru_cache(maxsize=8192)
@@ -78,9 +77,27 @@ def to_camel_case(payload: Any) -> Any:
     return _rename_keys(payload, _camel_key)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def wire_body(payload: Any) -> Any:
-    """A `call` or `call_result` dataclass as the JSON body it has on the wire."""
-    return to_camel_case(remove_nones(serialize_as_dict(payload)))
+    """A `call` or `call_result` dataclass as the JSON body it has on the wire: the library's
+    `serialize_as_dict`, `remove_nones` and camelCase keys in one pass, without `asdict`'s deep
+    copy (a body is built for every answer)."""
+    if dataclasses.is_dataclass(payload) and not isinstance(payload, type):
+        body = {}
+        for name in _field_names(type(payload)):
+            value = getattr(payload, name)
+            if value is not None:
+                body[_camel_key(name)] = wire_body(value)
+        return body
+    if isinstance(payload, dict):
+        return {_camel_key(k): wire_body(v) for k, v in payload.items() if v is not None}
+    if isinstance(payload, list):
+        return [wire_body(v) for v in payload if v is not None]
+    return payload
 
 
 class Socket(Protocol):
@@ -105,10 +122,16 @@ class CallHandler(Protocol):
         """Start what a handler deferred until its answer left (e.g. CertificateSigned)."""
 
 
+def call_fingerprint(action: str, payload: Any) -> bytes:
+    """What tells a retransmitted call from another call under the same message id: a digest
+    of the action and the payload's key-sorted JSON, so key order and spacing do not count."""
+    text = _sorted_json([action, payload])
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 @dataclass(frozen=True)
 class _Answer:
-    action: str
-    payload: Any
+    fingerprint: bytes  # of the call answered; the call itself is not kept (~2 KB each)
     frame: str
 
 
@@ -122,8 +145,8 @@ class AnswerMemory:
     def get(self, unique_id: str) -> _Answer | None:
         return self._answers.get(unique_id)
 
-    def put(self, unique_id: str, action: str, payload: Any, frame: str) -> None:
-        self._answers[unique_id] = _Answer(action, payload, frame)
+    def put(self, unique_id: str, fingerprint: bytes, frame: str) -> None:
+        self._answers[unique_id] = _Answer(fingerprint, frame)
         self._answers.move_to_end(unique_id)
         while len(self._answers) > self._size:
             self._answers.popitem(last=False)
@@ -246,9 +269,8 @@ class OcppLink:
                 return "a call with this message id is being answered"
             return "one call at a time: the previous call has not been answered yet"
         earlier = self._answers.get(call.unique_id)
-        if earlier is not None and (earlier.action, earlier.payload) != (
-            call.action,
-            call.payload,
+        if earlier is not None and earlier.fingerprint != call_fingerprint(
+            call.action, call.payload
         ):
             return "message id already used for another call"
         return None
@@ -256,7 +278,7 @@ class OcppLink:
     async def _answer(self, call: Call) -> None:
         try:
             frame = await self._result_frame(call)
-            self._answers.put(call.unique_id, call.action, call.payload, frame)
+            self._answers.put(call.unique_id, call_fingerprint(call.action, call.payload), frame)
         finally:
             # The call is answered once the answer leaves: the station may send its next call.
             self._incoming_id = None

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from websockets.frames import CloseCode
 
 from evgi.config import Settings
@@ -19,6 +19,7 @@ from evgi.csms.authorization import Authorization
 from evgi.csms.charge_point import Services
 from evgi.csms.charging_sessions import ChargingSessions
 from evgi.csms.commands import Commands
+from evgi.csms.composite_schedule import CompositeSchedule, Unit, composite_schedule
 from evgi.csms.credentials import hash_password
 from evgi.csms.errors import StationOffline
 from evgi.csms.protocol import OcppVersion
@@ -26,7 +27,13 @@ from evgi.csms.registry import StationRegistry
 from evgi.csms.security import check_station_certificate, server_ssl_context
 from evgi.csms.server import CertificateCheck, ChargePointFactory, OcppServer
 from evgi.pnc import csms_authority
-from evgi.storage.charging import ChargingStore, IdToken, Station
+from evgi.storage.charging import (
+    ChargingProfileRecord,
+    ChargingStore,
+    ChargingTransaction,
+    IdToken,
+    Station,
+)
 
 CHARGE_POINTS: dict[OcppVersion, ChargePointFactory] = {
     OcppVersion.V16: v16.ChargePoint,
@@ -108,6 +115,40 @@ class Csms:
             raise ValidationError(f"token status is one of {', '.join(TOKEN_STATUSES)}")
         return self.store.run(
             self.store.put_token, token, status, self.clock.now(), token_type, expires_at, group_id
+        )
+
+    def composite_schedule(
+        self,
+        station_id: str,
+        evse_id: int,
+        duration: int,
+        unit: Unit | None = None,
+        start: datetime | None = None,
+    ) -> CompositeSchedule:
+        """An EVSE's composite schedule from `start` (default now), computed by the CSMS from
+        the profiles the station accepted and the EVSE's active transaction."""
+        store = self.store
+
+        def inputs(
+            conn: Connection,
+        ) -> tuple[list[ChargingProfileRecord], ChargingTransaction | None]:
+            store.station(conn, station_id)  # NotFoundError for an unknown station
+            active = [
+                tx
+                for tx in store.transactions(conn, station_id, state="active")
+                if tx.evse_id == evse_id
+            ]
+            return store.profiles(conn, station_id), active[-1] if active else None
+
+        profiles, transaction = store.run(inputs)
+        return composite_schedule(
+            profiles,
+            evse_id,
+            self.clock.now() if start is None else start,
+            duration,
+            unit,
+            transaction,
+            self.settings.ocpp_nominal_voltage,
         )
 
     async def disconnect(self, station_id: str, reason: str) -> bool:

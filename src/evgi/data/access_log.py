@@ -8,7 +8,7 @@ commit to an access. A process killed outright loses at most the entries of that
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -64,10 +64,7 @@ class AccessLog:
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
-            names = [f.name for f in fields(AccessEntry) if f.name != "at"]
-            rows = [
-                {"at_us": _microseconds(e.at), **{n: getattr(e, n) for n in names}} for e in batch
-            ]
+            rows = [_row(e) for e in batch]
             with self.db.begin() as conn:
                 conn.execute(insert(DATA_ACCESS_LOG), rows)
         return len(batch)
@@ -115,6 +112,13 @@ class AccessLog:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def _row(entry: AccessEntry) -> dict[str, Any]:
+    """The entry as a row: its fields as they are, the time as unix microseconds."""
+    row = dict(entry.__dict__)
+    row["at_us"] = _microseconds(row.pop("at"))
+    return row
 
 
 def _microseconds(moment: datetime) -> int:

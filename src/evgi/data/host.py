@@ -48,8 +48,8 @@ from evgi.permissions import (
     SessionScope,
     SignedRequest,
     UnlockRequest,
-    authorize,
     check_certificate,
+    decide,
     host_uri,
     issue_bootstrap_certificate,
     problems,
@@ -443,7 +443,7 @@ class DataHost:
             "request_id": request.id,
         }
         try:
-            grant = authorize(
+            grant = decide(
                 self.view, request.container, container, accessor, role, unix_seconds(now)
             )
         except Refusal as refusal:
@@ -524,7 +524,7 @@ class DataHost:
             )
         container = self._hosted(container_id)
         try:
-            authorize(self.view, container_id, container, claims.accessor, role, unix_seconds(now))
+            decide(self.view, container_id, container, claims.accessor, role, unix_seconds(now))
         except Refusal as refusal:
             self.access.record(
                 AccessEntry(

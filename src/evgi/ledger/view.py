@@ -1,8 +1,9 @@
 """A ledger that answers repeated queries from memory until its head moves.
 
 Permission checks ask the same questions (who may sign for this DID, is this AC revoked) for
-every request. `refresh()` looks at the head once per request; while it stays put, each query
-is computed once. Any new block, written by this process or another, empties the memory.
+every request. `refresh()` looks at the head once per request; while it stays put, each query,
+and each value derived from queries alone (an access decision), is computed once. Any new block,
+written by this process or another, empties the memory.
 A `changed` hint (e.g. the storage's data version) lets `refresh()` skip reading the head when
 nothing at all was committed since it last looked.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from evgi.ledger.block import BlockHeader
 from evgi.ledger.engine import Ledger
+
+T = TypeVar("T")
 
 
 class LedgerView:
@@ -45,15 +48,30 @@ class LedgerView:
         return self._head
 
     def query(self, module: str, name: str, **args: Any) -> Any:
+        key = (module, name, *args.items())
         try:
-            key = (module, name, *sorted(args.items()))
-            hash(key)
+            return self._answers[key]
+        except KeyError:
+            pass
         except TypeError:  # an unhashable argument: ask the ledger every time
             return self.ledger.query(module, name, **args)
+        return self.derived(key, lambda: self.ledger.query(module, name, **args))
+
+    def derived(
+        self,
+        key: tuple[Any, ...],
+        compute: Callable[[], T],
+        holds: Callable[[T], bool] | None = None,
+    ) -> T:
+        """A value computed from ledger state alone (an answer, an access decision), kept under
+        `key` until the head moves: what the state says at one head never changes. A value that
+        also depends on the time is computed again once `holds(value)` is false."""
         answers = self._answers
         if key in answers:
-            return answers[key]
-        value = self.ledger.query(module, name, **args)
+            found: T = answers[key]
+            if holds is None or holds(found):
+                return found
+        value = compute()
         with self._lock:
             if answers is self._answers:  # no refresh moved the head meanwhile
                 answers[key] = value

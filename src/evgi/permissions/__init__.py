@@ -4,7 +4,7 @@ access is decided from the ledger's state, so every host sees a revocation at on
 """
 
 from evgi.ledger.permissions import Role
-from evgi.permissions.authorization import OWNER, Grant, authorize
+from evgi.permissions.authorization import OWNER, Grant, authorize, decide
 from evgi.permissions.certificates import (
     AC_TYPE,
     DBC_TYPE,
@@ -63,6 +63,7 @@ __all__ = [
     "UnlockResponse",
     "authorize",
     "check_certificate",
+    "decide",
     "host_uri",
     "issue_access_certificate",
     "issue_bootstrap_certificate",

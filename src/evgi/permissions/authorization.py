@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evgi.ledger import Ledger
+from evgi.ledger import Ledger, LedgerView
 from evgi.ledger.permissions import Role
 from evgi.permissions.refusal import Reason, Refusal
 
@@ -69,3 +69,42 @@ def authorize(
     raise refusal or Refusal(
         Reason.NOT_GRANTED, f"no access certificate or group grants {accessor} {role.value} access"
     )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """An outcome of `authorize` (the grant, or why not) and the unix time it was made at."""
+
+    at: int
+    outcome: Grant | tuple[Reason, str]
+
+
+def decide(
+    view: LedgerView,
+    container_id: str,
+    container: dict[str, Any],
+    accessor: str,
+    role: Role,
+    now: int,
+) -> Grant:
+    """`authorize` at the head `view` last saw, worked out once per head: every unlock and
+    every read asks it again, and between two blocks only the passing of time can change the
+    answer. Time only ends grants (an AC expires, never starts), so a refusal holds for the
+    rest of the head and a grant until its expiry; a clock that went back decides again."""
+
+    def decision() -> _Decision:
+        try:
+            return _Decision(now, authorize(view, container_id, container, accessor, role, now))
+        except Refusal as refusal:
+            return _Decision(now, (refusal.reason, refusal.message))
+
+    def holds(known: _Decision) -> bool:
+        if now < known.at:
+            return False
+        grant = known.outcome
+        return not isinstance(grant, Grant) or grant.expires is None or grant.expires > now
+
+    outcome = view.derived(("access", container_id, accessor, role), decision, holds).outcome
+    if isinstance(outcome, Grant):
+        return outcome
+    raise Refusal(*outcome)

@@ -29,6 +29,9 @@ class SessionClaims:
     via: str
 
 
+_KEPT_TOKENS = 100_000
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -43,6 +46,14 @@ class SessionKeys:
 
     def __init__(self, host: Account) -> None:
         self._key = keccak256(b"EVGI data host session key:" + host.private_key)
+        # Tokens already checked, with their claims: a token's bytes fix its claims, so a
+        # session's next use costs a lookup (its expiry is still checked every time).
+        self._opened: dict[str, SessionClaims] = {}
+
+    def _keep(self, token: str, claims: SessionClaims) -> None:
+        if len(self._opened) >= _KEPT_TOKENS:
+            self._opened = {}
+        self._opened[token] = claims
 
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
@@ -57,17 +68,25 @@ class SessionKeys:
             "via": claims.via,
         }
         payload = _b64(compact_json(fields).encode())
-        return f"{payload}.{self._mac(payload)}"
+        token = f"{payload}.{self._mac(payload)}"
+        self._keep(token, claims)
+        return token
 
     def open(self, token: str, now: int) -> SessionClaims:
+        claims = self._opened.get(token)
+        if claims is None:
+            claims = self._check(token)
+            self._keep(token, claims)
+        if claims.expires <= now:
+            raise Refusal(Reason.SESSION_EXPIRED, "the session has expired; unlock again")
+        return claims
+
+    def _check(self, token: str) -> SessionClaims:
         payload, _, mac = token.partition(".")
         if not mac or not hmac.compare_digest(mac, self._mac(payload)):
             raise Refusal(Reason.BAD_TOKEN, "the session token is not one this host issued")
         try:
             fields = parse_json(_unb64(payload))
-            claims = SessionClaims(**{**fields, "role": Role(fields["role"])})
+            return SessionClaims(**{**fields, "role": Role(fields["role"])})
         except (ValidationError, TypeError, KeyError, ValueError) as exc:
             raise Refusal(Reason.BAD_TOKEN, "the session token is malformed") from exc
-        if claims.expires <= now:
-            raise Refusal(Reason.SESSION_EXPIRED, "the session has expired; unlock again")
-        return claims

@@ -18,19 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from evgi.config import Settings
 from evgi.core.errors import ConfigError, ValidationError
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed448.Ed448PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed448.Ed448PublicKey
 
 CSMS_ROOT = "csms-root"
 _KEY_FILE = "ca.key.pem"
@@ -39,6 +41,14 @@ _REVOKED_FILE = "revoked.json"
 # A station whose clock runs a little behind still accepts a certificate issued just now.
 _CLOCK_SKEW = timedelta(minutes=5)
 _EC_CURVES = ("secp256r1", "secp384r1")
+# Key algorithms a CA generates keys on: the OCPP whitepaper's P-256, and ISO 15118-20's P-521
+# (with SHA-512) and Ed448.
+KEY_ALGORITHMS: dict[str, ec.EllipticCurve | None] = {
+    "secp256r1": ec.SECP256R1(),
+    "secp384r1": ec.SECP384R1(),
+    "secp521r1": ec.SECP521R1(),
+    "ed448": None,
+}
 _MIN_RSA_BITS = 2048
 _KEY_USAGES = (
     "digital_signature",
@@ -70,6 +80,8 @@ class CertificateProfile:
     extended_key_usage: tuple[x509.ObjectIdentifier, ...] = ()
     ca: bool = False
     path_length: int | None = None
+    # Present only in delegated OCSP signers: their own status is never asked (RFC 6960 4.2.2.2.1).
+    ocsp_no_check: bool = False
 
 
 ROOT_CA_PROFILE = CertificateProfile(
@@ -96,6 +108,53 @@ class Revocation:
     reason: x509.ReasonFlags
 
 
+class Revocations(Protocol):
+    """Where a CA keeps the serials it revoked: a file beside its key, or the platform database."""
+
+    def revoke(self, serial_number: int, reason: x509.ReasonFlags) -> Revocation:
+        """Revoke a serial; revoking it again keeps the first time and reason."""
+        ...
+
+    def revocation(self, serial_number: int) -> Revocation | None: ...
+
+
+class RevocationFile:
+    """`revoked.json` in the CA's folder, read on every call so a revocation made by another
+    process counts at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def revoke(self, serial_number: int, reason: x509.ReasonFlags) -> Revocation:
+        revocations = self._read()
+        if serial_number not in revocations:
+            revocations[serial_number] = Revocation(serial_number, _now(), reason)
+            body = {
+                f"{entry.serial_number:x}": {
+                    "revoked_at": entry.revoked_at.isoformat(),
+                    "reason": entry.reason.value,
+                }
+                for entry in revocations.values()
+            }
+            _write_file(self.path, json.dumps(body, indent=2).encode(), 0o644)
+        return revocations[serial_number]
+
+    def revocation(self, serial_number: int) -> Revocation | None:
+        return self._read().get(serial_number)
+
+    def _read(self) -> dict[int, Revocation]:
+        if not self.path.exists():
+            return {}
+        return {
+            int(serial, 16): Revocation(
+                int(serial, 16),
+                datetime.fromisoformat(entry["revoked_at"]),
+                x509.ReasonFlags(entry["reason"]),
+            )
+            for serial, entry in json.loads(self.path.read_text()).items()
+        }
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     """A certificate, the CA certificate that signed it and, when the CA made the key, its key.
@@ -114,14 +173,22 @@ class IssuedCertificate:
     def write(self, directory: Path, name: str, passphrase: str = "") -> tuple[Path, Path]:
         """Write `name.pem` (the chain) and `name.key.pem` (owner-only, encrypted if a
         passphrase is given); return both paths."""
-        if self.private_key is None:
-            raise ValidationError("this certificate was signed from a CSR: its key is not here")
-        if not name or "/" in name or name in (".", ".."):
-            raise ValidationError(f"{name!r} cannot name a certificate file")
-        chain_path, key_path = directory / f"{name}.pem", directory / f"{name}.key.pem"
-        _write_file(key_path, _private_pem(self.private_key, passphrase), 0o600)
-        _write_file(chain_path, self.chain_pem().encode(), 0o644)
-        return chain_path, key_path
+        return write_identity(directory, name, self.chain_pem(), self.private_key, passphrase)
+
+
+def write_identity(
+    directory: Path, name: str, chain_pem: str, private_key: PrivateKey | None, passphrase: str
+) -> tuple[Path, Path]:
+    """Write a certificate chain to `name.pem` and its key to `name.key.pem` (owner-only,
+    encrypted if a passphrase is given); return both paths."""
+    if private_key is None:
+        raise ValidationError("this certificate was signed from a CSR: its key is not here")
+    if not name or "/" in name or name in (".", ".."):
+        raise ValidationError(f"{name!r} cannot name a certificate file")
+    chain_path, key_path = directory / f"{name}.pem", directory / f"{name}.key.pem"
+    _write_file(key_path, _private_pem(private_key, passphrase), 0o600)
+    _write_file(chain_path, chain_pem.encode(), 0o644)
+    return chain_path, key_path
 
 
 @dataclass(frozen=True)
@@ -185,39 +252,75 @@ def subject_name(common: str, organization: str) -> x509.Name:
     )
 
 
-class CertificateAuthority:
-    """A CA key and certificate kept in `directory`, with the serials it has revoked."""
+@dataclass(frozen=True)
+class RevocationUrls:
+    """Where relying parties ask about the certificates a CA issues: written into each one as
+    the AIA's OCSP URL and the CRL distribution point."""
 
-    def __init__(self, directory: Path, private_key: PrivateKey, certificate: x509.Certificate):
+    ocsp: str
+    crl: str
+
+
+class CertificateAuthority:
+    """A CA key and certificate kept in `directory`, with the serials it has revoked (in
+    `revoked.json` beside the key unless another store is given)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        private_key: PrivateKey,
+        certificate: x509.Certificate,
+        revocations: Revocations | None = None,
+        urls: RevocationUrls | None = None,
+    ):
         self.directory = directory
         self.certificate = certificate
+        self.revocations = revocations or RevocationFile(directory / _REVOKED_FILE)
+        self.urls = urls
         self._key = private_key
 
     @classmethod
     def create(
-        cls, directory: Path, subject: x509.Name, passphrase: str = ""
+        cls,
+        directory: Path,
+        subject: x509.Name,
+        passphrase: str = "",
+        *,
+        profile: CertificateProfile = ROOT_CA_PROFILE,
+        key_algorithm: str = "secp256r1",
+        parent: CertificateAuthority | None = None,
     ) -> CertificateAuthority:
-        """A new self-signed root on an EC P-256 key, written to `directory`."""
+        """A new CA written to `directory`: self-signed unless `parent` signs it (a sub-CA,
+        whose certificate then carries the parent's revocation URLs)."""
         if (directory / _CERTIFICATE_FILE).exists():
             raise ConfigError(f"a CA already exists in {directory}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        certificate = _sign(
-            subject,
-            key.public_key(),
-            ROOT_CA_PROFILE,
-            now - _CLOCK_SKEW,
-            now + ROOT_CA_PROFILE.validity,
-            key,
-            subject,
-        )
+        key = generate_key(key_algorithm)
+        if parent is None:
+            now = _now()
+            certificate = _sign(
+                subject,
+                key.public_key(),
+                profile,
+                now - _CLOCK_SKEW,
+                now + profile.validity,
+                key,
+                subject,
+            )
+        else:
+            certificate = parent.issue(subject, profile, key.public_key()).certificate
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_file(directory / _KEY_FILE, _private_pem(key, passphrase), 0o600)
         _write_file(directory / _CERTIFICATE_FILE, _pem(certificate).encode(), 0o644)
         return cls(directory, key, certificate)
 
     @classmethod
-    def load(cls, directory: Path, passphrase: str = "") -> CertificateAuthority:
+    def load(
+        cls,
+        directory: Path,
+        passphrase: str = "",
+        revocations: Revocations | None = None,
+        urls: RevocationUrls | None = None,
+    ) -> CertificateAuthority:
         key_path, certificate_path = directory / _KEY_FILE, directory / _CERTIFICATE_FILE
         if not key_path.exists() or not certificate_path.exists():
             raise ConfigError(f"no CA key and certificate in {directory}")
@@ -231,11 +334,11 @@ class CertificateAuthority:
                 f"(EVGI_KEYSTORE_PASSWORD): {exc}"
             ) from exc
         if not isinstance(key, PrivateKey):
-            raise ConfigError(f"the CA key {key_path} is neither EC nor RSA")
+            raise ConfigError(f"the CA key {key_path} is neither EC, Ed448 nor RSA")
         certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
         if certificate.public_key() != key.public_key():
             raise ConfigError(f"{certificate_path} is not the certificate of {key_path}")
-        return cls(directory, key, certificate)
+        return cls(directory, key, certificate, revocations, urls)
 
     @classmethod
     def open(
@@ -271,14 +374,16 @@ class CertificateAuthority:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         alt_names: Sequence[x509.GeneralName] = (),
+        key_algorithm: str = "secp256r1",
     ) -> IssuedCertificate:
-        """Sign a certificate for `public_key`, or for a new EC P-256 key returned with it.
+        """Sign a certificate for `public_key`, or for a new key on `key_algorithm` returned
+        with it.
 
         The validity runs from now for the profile's lifetime unless given.
         """
         private_key = None
         if public_key is None:
-            private_key = ec.generate_private_key(ec.SECP256R1())
+            private_key = generate_key(key_algorithm)
             public_key = private_key.public_key()
         start = not_before or _now() - _CLOCK_SKEW
         end = not_after or start + profile.validity
@@ -291,8 +396,19 @@ class CertificateAuthority:
             self._key,
             self.certificate.subject,
             alt_names,
+            self.urls,
         )
         return IssuedCertificate(certificate, self.certificate, private_key)
+
+    def sign_crl(
+        self, builder: x509.CertificateRevocationListBuilder
+    ) -> x509.CertificateRevocationList:
+        """Sign a CRL with this CA's key, with the hash its key calls for."""
+        return builder.sign(self._key, signature_hash(self._key))
+
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        """Sign an OCSP response with this CA's key (the CA answers for itself)."""
+        return builder.sign(self._key, signature_hash(self._key))
 
     def issue_server_certificate(self, host_names: Sequence[str] = ()) -> IssuedCertificate:
         """The CSMS's TLS certificate: localhost, 127.0.0.1 and `host_names` (DNS names or IPs)."""
@@ -371,35 +487,10 @@ class CertificateAuthority:
         self, serial_number: int, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified
     ) -> Revocation:
         """Revoke a serial; revoking it again keeps the first time and reason."""
-        revocations = self._revocations()
-        if serial_number not in revocations:
-            revocations[serial_number] = Revocation(serial_number, _now(), reason)
-            body = {
-                f"{entry.serial_number:x}": {
-                    "revoked_at": entry.revoked_at.isoformat(),
-                    "reason": entry.reason.value,
-                }
-                for entry in revocations.values()
-            }
-            _write_file(self.directory / _REVOKED_FILE, json.dumps(body, indent=2).encode(), 0o644)
-        return revocations[serial_number]
+        return self.revocations.revoke(serial_number, reason)
 
     def revocation(self, serial_number: int) -> Revocation | None:
-        return self._revocations().get(serial_number)
-
-    def _revocations(self) -> dict[int, Revocation]:
-        """Read on every call, so a revocation made by another process counts at once."""
-        path = self.directory / _REVOKED_FILE
-        if not path.exists():
-            return {}
-        return {
-            int(serial, 16): Revocation(
-                int(serial, 16),
-                datetime.fromisoformat(entry["revoked_at"]),
-                x509.ReasonFlags(entry["reason"]),
-            )
-            for serial, entry in json.loads(path.read_text()).items()
-        }
+        return self.revocations.revocation(serial_number)
 
 
 def csms_authority(settings: Settings) -> CertificateAuthority:
@@ -408,6 +499,29 @@ def csms_authority(settings: Settings) -> CertificateAuthority:
     return CertificateAuthority.open(
         settings.pki_dir / CSMS_ROOT, subject, settings.keystore_password
     )
+
+
+def generate_key(algorithm: str) -> PrivateKey:
+    """A fresh key on one of KEY_ALGORITHMS."""
+    if algorithm not in KEY_ALGORITHMS:
+        raise CertificateError(
+            f"key algorithm {algorithm!r} is not one of {', '.join(KEY_ALGORITHMS)}"
+        )
+    curve = KEY_ALGORITHMS[algorithm]
+    return ed448.Ed448PrivateKey.generate() if curve is None else ec.generate_private_key(curve)
+
+
+def signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
+    """SHA-256 for P-256 and RSA, SHA-384 for P-384, SHA-512 for P-521 (ISO 15118-20), and
+    none for Ed448, which hashes inside the signature."""
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return None
+    size = key.curve.key_size if isinstance(key, ec.EllipticCurvePrivateKey) else 0
+    if size == 521:
+        return hashes.SHA512()
+    if size == 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
 
 
 def _acceptable_key(public_key: object) -> PublicKey:
@@ -439,6 +553,7 @@ def _sign(
     signer: PrivateKey,
     issuer: x509.Name,
     alt_names: Sequence[x509.GeneralName] = (),
+    urls: RevocationUrls | None = None,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -467,7 +582,30 @@ def _sign(
         )
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-    return builder.sign(signer, hashes.SHA256())
+    if profile.ocsp_no_check:
+        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+    elif urls is not None:
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier(urls.ocsp),
+                    )
+                ]
+            ),
+            critical=False,
+        ).add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(urls.crl)], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    return builder.sign(signer, signature_hash(signer))
 
 
 def _general_name(host: str) -> x509.GeneralName:

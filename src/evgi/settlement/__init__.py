@@ -1,14 +1,26 @@
-"""Settlement: OCPI 2.2.1 tariffs, session costs, price quotes on locked tariffs, and dynamic
-(time-of-use and day-ahead) tariffs; pure computation that CDRs and invoices are built from.
+"""Settlement: OCPI 2.2.1 tariffs, session costs, price quotes on locked tariffs, dynamic
+(time-of-use and day-ahead) tariffs, and the CDRs, Merkle anchors, proofs and invoices built on
+them.
 """
 
+from evgi.settlement.anchoring import (
+    CdrAnchoring,
+    SessionProof,
+    VerifiedSession,
+    batch_root,
+    session_proof,
+    verify_session_proof,
+)
+from evgi.settlement.cdr import Cdr, build_cdr, cdr_digest, id_token_digest, session_id_of
 from evgi.settlement.charging_session import ChargingSession, Interval, MeterSample
+from evgi.settlement.core_client import CoreClient, SettlementTerms, escrow_id_of
 from evgi.settlement.dynamic_tariff import (
     SlotPrice,
     TimeBand,
     tariff_from_day_ahead,
     tariff_from_time_bands,
 )
+from evgi.settlement.invoice import Invoice, build_invoice
 from evgi.settlement.price_quote import (
     LockedTariff,
     Quote,
@@ -43,9 +55,13 @@ from evgi.settlement.tariff import (
     TariffType,
     parse_tariff,
 )
+from evgi.settlement.wallet import HistoryEntry, Wallets, token_symbol
 
 __all__ = [
+    "Cdr",
+    "CdrAnchoring",
     "ChargingSession",
+    "CoreClient",
     "CostBreakdown",
     "CostLine",
     "DayOfWeek",
@@ -56,8 +72,10 @@ __all__ = [
     "EnergySourceCategory",
     "EnvironmentalImpact",
     "EnvironmentalImpactCategory",
+    "HistoryEntry",
     "Interval",
     "InvalidTariff",
+    "Invoice",
     "LockedTariff",
     "MeterSample",
     "Price",
@@ -66,6 +84,8 @@ __all__ = [
     "Quote",
     "ReservationRestrictionType",
     "SessionPlan",
+    "SessionProof",
+    "SettlementTerms",
     "SlotPrice",
     "Tariff",
     "TariffDimensionType",
@@ -73,11 +93,23 @@ __all__ = [
     "TariffRestrictions",
     "TariffType",
     "TimeBand",
+    "VerifiedSession",
+    "Wallets",
+    "batch_root",
+    "build_cdr",
+    "build_invoice",
+    "cdr_digest",
+    "escrow_id_of",
+    "id_token_digest",
     "parse_tariff",
     "price_expired_reservation",
     "price_session",
     "quote_session",
+    "session_id_of",
+    "session_proof",
     "tariff_digest",
     "tariff_from_day_ahead",
     "tariff_from_time_bands",
+    "token_symbol",
+    "verify_session_proof",
 ]

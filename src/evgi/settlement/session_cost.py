@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import cache, partial
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -49,7 +50,12 @@ from evgi.settlement.tariff import (
     TariffDimensionType,
     TariffRestrictions,
 )
-from evgi.settlement.tariff_restrictions import Moment, boundary_times, restrictions_match
+from evgi.settlement.tariff_restrictions import (
+    Moment,
+    boundary_times,
+    restrictions_match,
+    unrestricted_match,
+)
 
 ENERGY = TariffDimensionType.ENERGY
 FLAT = TariffDimensionType.FLAT
@@ -234,8 +240,10 @@ class _Timeline:
                 for kwh in (restrictions.min_kwh, restrictions.max_kwh):
                     if kwh is not None:
                         points.update(self._crossings(Fraction(kwh) * 1000))
-        points.update(self._local_cuts(tariff))
-        points.update(self._offset_changes())
+        if any(element.restrictions is not None for element in tariff.elements):
+            # local times of day and UTC offset changes only move restrictions' outcomes
+            points.update(self._local_cuts(tariff))
+            points.update(self._offset_changes())
         return sorted(p for p in points if 0 <= p <= self.length)
 
     def _crossings(self, energy_wh: Fraction) -> Iterable[Fraction]:
@@ -289,9 +297,18 @@ def _candidates(tariff: Tariff) -> _Candidates:
     return found
 
 
-def _applicable(options: list[_Option], moment: Moment) -> tuple[int, PriceComponent] | None:
+def _applicable(
+    options: list[_Option],
+    reservation: ReservationRestrictionType | None,
+    moment: Callable[[], Moment],
+) -> tuple[int, PriceComponent] | None:
+    """The first option that applies; the moment is only asked for by a restricted option."""
     for index, restrictions, component in options:
-        if restrictions_match(restrictions, moment):
+        if (
+            unrestricted_match(reservation)
+            if restrictions is None
+            else restrictions_match(restrictions, moment())
+        ):
             return index, component
     return None
 
@@ -300,15 +317,16 @@ def _bill(tariff: Tariff, timeline: _Timeline) -> list[_Use]:
     candidates = _candidates(tariff)
     uses: list[_Use] = []
     latest: dict[TariffDimensionType, _Use] = {}
+    reservation = timeline.reservation
     for a, b in pairwise(timeline.cuts(tariff)):
-        moment = timeline.moment((a + b) / 2)
+        moment = cache(partial(timeline.moment, (a + b) / 2))
         if FLAT not in latest:
-            flat = _applicable(candidates[FLAT], moment)
+            flat = _applicable(candidates[FLAT], reservation, moment)
             if flat is not None:
                 latest[FLAT] = _Use(FLAT, flat[0], flat[1], a, b, Fraction(1))
                 uses.append(latest[FLAT])
         for dimension, volume in timeline.volumes(a, b).items():
-            found = _applicable(candidates[dimension], moment) if volume else None
+            found = _applicable(candidates[dimension], reservation, moment) if volume else None
             if found is None:
                 continue
             use = latest.get(dimension)

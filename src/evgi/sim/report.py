@@ -24,12 +24,21 @@ class Plot:
 
 
 @dataclass
+class Link:
+    """A file written next to the report, linked from it (href relative to the report)."""
+
+    label: str
+    href: str
+
+
+@dataclass
 class Section:
     title: str
     summary: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
 
 
 def bar_plot(title: str, labels: list[str], values: list[float], ylabel: str) -> Plot:
@@ -79,6 +88,7 @@ class Report:
                     "rows": s.rows,
                     "data": s.data,
                     "plots": [p.title for p in s.plots],
+                    "links": [{"label": link.label, "href": link.href} for link in s.links],
                 }
                 for s in self.sections
             ],

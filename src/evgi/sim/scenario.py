@@ -27,6 +27,7 @@ from evgi.identity import (
 from evgi.sim.charging import ChargingPart
 from evgi.sim.data_sharing import DataSharingPart
 from evgi.sim.report import Report, Section, bar_plot
+from evgi.sim.settlement import SettlementPart, SettlementReportPart
 
 ONE_YEAR = 365 * 86400
 
@@ -355,7 +356,12 @@ class ScenarioPart(Protocol):
 
 
 # Each later capability appends the factory of its part here.
-PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = [ChargingPart, DataSharingPart]
+PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = [
+    SettlementPart,  # wallets and tariffs before the drivers charge
+    ChargingPart,
+    SettlementReportPart,
+    DataSharingPart,
+]
 
 
 def run_demo(out: Path, progress: Progress) -> DemoResult:

@@ -4,7 +4,8 @@ Every subsystem's table module is imported here, so `Base.metadata` always descr
 schema the migrations build.
 """
 
-from evgi.storage import data_hosting
+from evgi.storage import data_hosting, grid, pki, pools, settlement, v2g
+from evgi.storage.charge_records import CdrBatch, CdrConflict, CdrStore, StoredCdr
 from evgi.storage.charging import (
     ChargingProfileRecord,
     ChargingStore,
@@ -34,6 +35,9 @@ __all__ = [
     "TRANSACTIONS",
     "Base",
     "BlockRow",
+    "CdrBatch",
+    "CdrConflict",
+    "CdrStore",
     "ChargingProfileRecord",
     "ChargingStore",
     "ChargingTransaction",
@@ -43,11 +47,17 @@ __all__ = [
     "Reservation",
     "StateRow",
     "Station",
+    "StoredCdr",
     "StoredMeterSample",
     "TransactionRow",
     "VariableRecord",
     "create_database_engine",
     "data_hosting",
+    "grid",
     "migrate",
     "open_database",
+    "pki",
+    "pools",
+    "settlement",
+    "v2g",
 ]

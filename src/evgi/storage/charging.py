@@ -12,9 +12,9 @@ import functools
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from sqlalchemy import (
@@ -27,7 +27,6 @@ from sqlalchemy import (
     Index,
     Insert,
     Integer,
-    Row,
     Select,
     SmallInteger,
     String,
@@ -39,8 +38,10 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    tuple_,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.core.canonical import compact_json, parse_json
@@ -445,8 +446,16 @@ class VariableRecord:
         return "|".join(parts)
 
 
-# Prepared statements: a CSMS runs the same few statements for every message, and building
-# and cache-keying a fresh SQLAlchemy expression each time costs more than executing it.
+# Prepared statements. A CSMS runs the same few statements for nearly every message, and runs
+# them on the store's writer thread, which shares the GIL with the event loop: building and
+# cache-keying a fresh SQLAlchemy expression each time, and SQLAlchemy's per-execution work
+# (execution context, generic parameter and row processing), cost several times what SQLite
+# spends on the statement itself. So each statement is built once and, on SQLite, compiled
+# once: it runs on the sqlite3 cursor of the same connection (so in the same transaction), its
+# values converted by the column types' own SQLAlchemy processors, so what is stored and read
+# back is exactly what SQLAlchemy would store and read. On PostgreSQL SQLAlchemy executes them.
+
+Processor = Callable[[Any], Any]
 
 
 @functools.cache
@@ -468,21 +477,104 @@ def _insert_into(table: Table) -> Insert:
     return insert(table)
 
 
-def _select(conn: Connection, table: Table, **keys: Any) -> Row[Any] | None:
+@dataclass(frozen=True)
+class _SqliteStatement:
+    """A statement compiled for SQLite: its SQL, its parameters in order, its result columns."""
+
+    sql: str
+    binds: tuple[tuple[str, Processor | None], ...]
+    columns: tuple[tuple[str, Processor | None], ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            values[name] if process is None else process(values[name])
+            for name, process in self.binds
+        )
+
+    def mapping(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if process is None else process(value)
+            for (name, process), value in zip(self.columns, row, strict=True)
+        }
+
+
+@functools.lru_cache(maxsize=512)
+def _sqlite_statement(
+    statement: Select[Any] | Update | Insert, dialect: Dialect, keys: tuple[str, ...] | None
+) -> _SqliteStatement:
+    compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else list(keys))
+    assert compiled.positiontup is not None  # the sqlite3 driver takes positional parameters
+    binds = tuple(
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup
+    )
+    columns = (
+        tuple(
+            (str(c.key), c.type.dialect_impl(dialect).result_processor(dialect, None))
+            for c in statement.selected_columns
+        )
+        if isinstance(statement, Select)
+        else ()
+    )
+    return _SqliteStatement(compiled.string, binds, columns)
+
+
+def _sqlite_cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def _select_all(conn: Connection, table: Table, **keys: Any) -> list[Mapping[Any, Any]]:
     statement = _select_by(table, tuple(keys))
-    return conn.execute(statement, {f"k_{k}": v for k, v in keys.items()}).first()
+    params = {f"k_{k}": v for k, v in keys.items()}
+    if conn.dialect.name != "sqlite":
+        return [row._mapping for row in conn.execute(statement, params)]
+    prepared = _sqlite_statement(statement, conn.dialect, None)
+    rows = _sqlite_cursor(conn).execute(prepared.sql, prepared.parameters(params)).fetchall()
+    return [prepared.mapping(row) for row in rows]
+
+
+def _select(conn: Connection, table: Table, **keys: Any) -> Mapping[Any, Any] | None:
+    """The row with these key values (keys that identify at most one row)."""
+    rows = _select_all(conn, table, **keys)
+    return rows[0] if rows else None
 
 
 def _update(conn: Connection, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> int:
     statement = _update_by(table, tuple(keys), tuple(values))
     params = {f"k_{k}": v for k, v in keys.items()} | {f"v_{c}": v for c, v in values.items()}
-    return int(conn.execute(statement, params).rowcount)
+    if conn.dialect.name != "sqlite":
+        return int(conn.execute(statement, params).rowcount)
+    prepared = _sqlite_statement(statement, conn.dialect, None)
+    return int(_sqlite_cursor(conn).execute(prepared.sql, prepared.parameters(params)).rowcount)
 
 
-def _record(cls: type[T], row: Row[Any] | None) -> T:
+def _insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows that all have the same columns, in one statement."""
+    statement = _insert_into(table)
+    if conn.dialect.name != "sqlite":
+        conn.execute(statement, list(rows))
+        return
+    prepared = _sqlite_statement(statement, conn.dialect, tuple(rows[0]))
+    _sqlite_cursor(conn).executemany(prepared.sql, [prepared.parameters(row) for row in rows])
+
+
+def _insert_numbered(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """Insert one row into a table with a serial key; returns the key it was given."""
+    statement = _insert_into(table)
+    if conn.dialect.name != "sqlite":
+        key = conn.execute(statement, dict(values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+    prepared = _sqlite_statement(statement, conn.dialect, tuple(values))
+    cursor = _sqlite_cursor(conn)
+    cursor.execute(prepared.sql, prepared.parameters(values))
+    return int(cursor.lastrowid)  # the rowid, which a serial key is on SQLite
+
+
+def _record(cls: type[T], row: Mapping[Any, Any] | None) -> T:
     if row is None:
         raise NotFoundError(f"no such {cls.__name__}")
-    return cls(**row._mapping)
+    return cls(**row)
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -585,15 +677,19 @@ class ChargingStore:
     ) -> Station:
         if _select(conn, STATIONS, id=station_id):
             raise ValidationError(f"station {station_id!r} is already registered")
-        conn.execute(
-            _insert_into(STATIONS).values(
-                id=station_id,
-                boot_status=boot_status,
-                password_hash=password_hash,
-                security_profile=security_profile,
-                registered_at=now,
-                connected=False,
-            )
+        _insert(
+            conn,
+            STATIONS,
+            [
+                {
+                    "id": station_id,
+                    "boot_status": boot_status,
+                    "password_hash": password_hash,
+                    "security_profile": security_profile,
+                    "registered_at": now,
+                    "connected": False,
+                }
+            ],
         )
         return self.station(conn, station_id)
 
@@ -623,7 +719,7 @@ class ChargingStore:
 
     def stations(self, conn: Connection) -> list[Station]:
         rows = conn.execute(select(STATIONS).order_by(STATIONS.c.id))
-        return [_record(Station, row) for row in rows]
+        return [_record(Station, row._mapping) for row in rows]
 
     def record_boot(
         self,
@@ -695,7 +791,7 @@ class ChargingStore:
         }
         if _update(conn, CONNECTORS, keys, values) == 0:
             self._ensure_evse(conn, station_id, evse_id, now)
-            conn.execute(_insert_into(CONNECTORS), keys | values)
+            _insert(conn, CONNECTORS, [keys | values])
 
     def _ensure_evse(self, conn: Connection, station_id: str, evse_id: int, now: datetime) -> None:
         if _select(conn, EVSES, station_id=station_id, evse_id=evse_id) is None:
@@ -724,7 +820,7 @@ class ChargingStore:
             .where(CONNECTORS.c.station_id == station_id)
             .order_by(CONNECTORS.c.evse_id, CONNECTORS.c.connector_id)
         )
-        return [_record(Connector, row) for row in rows]
+        return [_record(Connector, row._mapping) for row in rows]
 
     def operational_status(self, conn: Connection, station_id: str) -> dict[int, str]:
         rows = conn.execute(
@@ -756,9 +852,7 @@ class ChargingStore:
             conn.execute(insert(ID_TOKENS).values(token=token, created_at=now, **values))
         else:
             conn.execute(update(ID_TOKENS).where(ID_TOKENS.c.token == token).values(**values))
-        return _record(
-            IdToken, conn.execute(select(ID_TOKENS).where(ID_TOKENS.c.token == token)).first()
-        )
+        return _record(IdToken, _select(conn, ID_TOKENS, token=token))
 
     def find_token(self, conn: Connection, token: str) -> IdToken | None:
         row = _select(conn, ID_TOKENS, token=token)
@@ -772,7 +866,7 @@ class ChargingStore:
         query = select(ID_TOKENS).order_by(ID_TOKENS.c.token)
         if tokens is not None:
             query = query.where(ID_TOKENS.c.token.in_(list(tokens)))
-        return [_record(IdToken, row) for row in conn.execute(query)]
+        return [_record(IdToken, row._mapping) for row in conn.execute(query)]
 
     def local_list_version(self, conn: Connection, station_id: str) -> int:
         version = conn.execute(
@@ -848,32 +942,36 @@ class ChargingStore:
         reservation_id: int | None = None,
     ) -> ChargingTransaction:
         """Open a transaction; without a `transaction_id` its number becomes its id (1.6)."""
-        result = conn.execute(
-            _insert_into(CHARGING_TRANSACTIONS).values(
-                station_id=station_id,
-                transaction_id=transaction_id or uuid.uuid4().hex,
-                evse_id=evse_id,
-                connector_id=connector_id,
-                id_token=id_token,
-                group_id=group_id,
-                state="active",
-                started_at=started_at,
-                meter_start_wh=meter_start_wh,
-                missing_seq_nos="[]",
-                offline_messages=0,
-                remote_start_id=remote_start_id,
-                reservation_id=reservation_id,
-                updated_at=now,
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        number = int(key[0])
+        values: dict[str, Any] = {
+            "station_id": station_id,
+            "transaction_id": transaction_id or uuid.uuid4().hex,
+            "evse_id": evse_id,
+            "connector_id": connector_id,
+            "id_token": id_token,
+            "group_id": group_id,
+            "state": "active",
+            "charging_state": None,
+            "started_at": started_at.astimezone(UTC),
+            "stopped_at": None,
+            "meter_start_wh": meter_start_wh,
+            "meter_stop_wh": None,
+            "stop_reason": None,
+            "stop_id_token": None,
+            "last_seq_no": None,
+            "missing_seq_nos": "[]",
+            "offline_messages": 0,
+            "remote_start_id": remote_start_id,
+            "reservation_id": reservation_id,
+            "updated_at": now.astimezone(UTC),
+        }
+        number = _insert_numbered(conn, CHARGING_TRANSACTIONS, values)
         if transaction_id is None:
+            values["transaction_id"] = str(number)
             _update(
                 conn, CHARGING_TRANSACTIONS, {"number": number}, {"transaction_id": str(number)}
             )
-        return self.transaction_by_number(conn, number)
+        # What was written, as reading it back would give it.
+        return ChargingTransaction(number=number, **values)
 
     def update_transaction(
         self, conn: Connection, /, transaction: ChargingTransaction, **values: Any
@@ -897,6 +995,18 @@ class ChargingStore:
             conn, CHARGING_TRANSACTIONS, station_id=station_id, transaction_id=transaction_id
         )
         return None if row is None else _record(ChargingTransaction, row)
+
+    def find_transactions(
+        self, conn: Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], ChargingTransaction]:
+        """The transactions of these (station id, transaction id) pairs that exist, in one
+        query: what settling a batch of sessions reads."""
+        if not keys:
+            return {}
+        t = CHARGING_TRANSACTIONS
+        rows = conn.execute(select(t).where(tuple_(t.c.station_id, t.c.transaction_id).in_(keys)))
+        found = (_record(ChargingTransaction, row._mapping) for row in rows)
+        return {(tx.station_id, tx.transaction_id): tx for tx in found}
 
     def transactions(
         self,
@@ -927,15 +1037,13 @@ class ChargingStore:
             query = query.where(t.c.number > after)
         if limit is not None:
             query = query.limit(limit)
-        return [_record(ChargingTransaction, row) for row in conn.execute(query)]
+        return [_record(ChargingTransaction, row._mapping) for row in conn.execute(query)]
 
     def active_transactions_of_token(
         self, conn: Connection, token: str
     ) -> list[ChargingTransaction]:
         t = CHARGING_TRANSACTIONS
-        rows = conn.execute(
-            _select_by(t, ("id_token", "state")), {"k_id_token": token, "k_state": "active"}
-        )
+        rows = _select_all(conn, t, id_token=token, state="active")
         return [_record(ChargingTransaction, row) for row in rows]
 
     # meter values
@@ -950,8 +1058,9 @@ class ChargingStore:
     ) -> None:
         if not samples:
             return
-        conn.execute(
-            _insert_into(METER_VALUES),
+        _insert(
+            conn,
+            METER_VALUES,
             [
                 {
                     "station_id": station_id,
@@ -976,12 +1085,15 @@ class ChargingStore:
         conn: Connection,
         station_id: str | None = None,
         transaction_number: int | None = None,
+        transaction_numbers: Sequence[int] | None = None,
     ) -> list[StoredMeterSample]:
         query = select(METER_VALUES).order_by(METER_VALUES.c.timestamp, METER_VALUES.c.id)
         if station_id is not None:
             query = query.where(METER_VALUES.c.station_id == station_id)
         if transaction_number is not None:
             query = query.where(METER_VALUES.c.transaction_number == transaction_number)
+        if transaction_numbers is not None:
+            query = query.where(METER_VALUES.c.transaction_number.in_(transaction_numbers))
         out = []
         for row in conn.execute(query):
             m = row._mapping
@@ -1122,7 +1234,7 @@ class ChargingStore:
         rows = conn.execute(
             select(t).where(t.c.station_id == station_id).order_by(t.c.reservation_id)
         )
-        return [_record(Reservation, row) for row in rows]
+        return [_record(Reservation, row._mapping) for row in rows]
 
     # firmware, logs, security events, data transfers, variables
 

@@ -2,6 +2,7 @@
 modules so that 2.1 runs the same blocks on its own messages."""
 
 from evgi.csms.charge_point import ChargePoint as BaseChargePoint
+from evgi.csms.plug_and_charge import PlugAndCharge
 from evgi.csms.protocol import DIALECTS, OcppVersion
 from evgi.csms.v201.authorization import Authorization
 from evgi.csms.v201.availability import Availability
@@ -25,6 +26,7 @@ class ChargePoint(
     Reservations,
     Firmware,
     Security,
+    PlugAndCharge,
     DataTransfer,
     BaseChargePoint,
 ):

@@ -1,4 +1,5 @@
-"""2.x authorization: Authorize against the token store, local lists and the cache."""
+"""2.x authorization: Authorize against the token store, local lists and the cache, and by
+contract certificate (C07, `evgi.csms.plug_and_charge`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ocpp.v201.enums import Action
 from evgi.csms.authorization import TokenDecision
 from evgi.csms.charge_point import ChargePoint, on
 from evgi.csms.metering import format_time
+from evgi.csms.plug_and_charge import authorize_contract
 from evgi.storage.charging import IdToken
 
 
@@ -23,9 +25,23 @@ def id_token_info(decision: TokenDecision) -> dict[str, Any]:
 
 class Authorization(ChargePoint):
     @on(Action.authorize)
-    async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
-        decision = await self.authorize(id_token["id_token"])
-        return self.dialect.call_result.Authorize(id_token_info=id_token_info(decision))
+    async def on_authorize(
+        self,
+        id_token: dict[str, Any],
+        certificate: str | None = None,
+        iso15118_certificate_hash_data: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> Any:
+        if certificate is None and iso15118_certificate_hash_data is None:
+            decision = await self.authorize(id_token["id_token"])
+            return self.dialect.call_result.Authorize(id_token_info=id_token_info(decision))
+        contract = await authorize_contract(
+            self, id_token["id_token"], certificate, iso15118_certificate_hash_data
+        )
+        return self.dialect.call_result.Authorize(
+            id_token_info=id_token_info(contract.token),
+            certificate_status=contract.certificate_status.value,
+        )
 
     async def send_local_list(self, version: int, tokens: list[IdToken], full: bool) -> Any:
         entries = [

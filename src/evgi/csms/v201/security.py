@@ -1,7 +1,7 @@
 """2.x security: security events, and the station certificate the CSMS CA signs (A02/A03).
 
-V2G certificates are the Plug & Charge PKI's to sign, not the CSMS CA's: such CSRs are refused
-with a reason rather than signed by the wrong authority.
+V2G certificates are the Plug & Charge PKI's to sign, not the CSMS CA's: the CPO sub-CA of the
+ISO 15118 hierarchies signs them (`evgi.csms.plug_and_charge`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ocpp.v201.enums import Action
 
 from evgi.csms.charge_point import ChargePoint, on
 from evgi.csms.metering import parse_time
+from evgi.csms.plug_and_charge import V2G_CERTIFICATE, sign_v2g
 
 STATION_CERTIFICATE = "ChargingStationCertificate"
 
@@ -29,6 +30,8 @@ class Security(ChargePoint):
         self, csr: str, certificate_type: str | None = None, **_: Any
     ) -> Any:
         answer = self.dialect.call_result.SignCertificate
+        if certificate_type == V2G_CERTIFICATE:
+            return answer(**await sign_v2g(self, csr))
         if certificate_type not in (None, STATION_CERTIFICATE):
             return answer(
                 status="Rejected",

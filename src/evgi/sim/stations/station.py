@@ -45,6 +45,7 @@ from evgi.sim.stations.certificate import CertificateRefused, accept_chain, sign
 from evgi.sim.stations.charging_profile import ChargingProfile, ChargingProfiles, Purpose, Rating
 from evgi.sim.stations.configuration import Configuration, station_settings
 from evgi.sim.stations.connector import ConnectorStatus, Evse, PendingStart, Reservation
+from evgi.sim.stations.contract import ContractVehicle
 from evgi.sim.stations.meter import Reading
 from evgi.sim.stations.outbox import Offline, Outbox, QueuedMessage, Refused
 from evgi.sim.stations.schema import MessageKind, MessageSchemas, SchemaViolation
@@ -541,7 +542,12 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
             raise StationError(f"no free EVSE at {self.id} for token {token}")
         if not target.operative:
             return "Unavailable"
-        verdict = await self._authorize_token(token, token_type)
+        return await self._admit(
+            target, token, token_type, await self._authorize_token(token, token_type)
+        )
+
+    async def _admit(self, target: Evse, token: str, token_type: str, verdict: Verdict) -> str:
+        """Act on the verdict on a token presented at `target`: start once the cable is in."""
         if verdict.status != "Accepted":
             return verdict.status
         reservation = target.reservation
@@ -637,6 +643,48 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
             await self.present_token(token, evse)
         await self.unplug(evse)
         return session
+
+    # -- Plug & Charge (ISO 15118 through OCPP) --------------------------------------------------
+
+    async def install_contract(self, vehicle: ContractVehicle) -> str:
+        """Relay a vehicle's CertificateInstallationReq to the CSMS (Get15118EVCertificate);
+        on "Accepted" the vehicle checks and decrypts its contract. Returns the status."""
+        answer = await self._pnc_request("Get15118EVCertificate", vehicle.installation_request())
+        if answer["status"] == "Accepted":
+            vehicle.install(answer["exiResponse"])
+        return str(answer["status"])
+
+    async def plug_and_charge(self, vehicle: ContractVehicle, evse: int = 1) -> tuple[str, str]:
+        """The vehicle at `evse` authorizes with its contract certificate (C07); a session
+        starts once the cable is in and both answers are "Accepted". Returns the CSMS's
+        certificate status and the eMAID's authorization status."""
+        target = self.evse(evse)
+        if target.session is not None or target.pending is not None:
+            raise StationError(f"EVSE {evse} of {self.id} is busy")
+        answer = await self._pnc_request("Authorize", vehicle.authorize_request())
+        certificate_status = str(answer.get("certificateStatus", "NoCertificateAvailable"))
+        status = str(answer["idTokenInfo"]["status"])
+        if certificate_status != "Accepted" and status == "Accepted":
+            status = "Invalid"  # a station never charges on a contract the CSMS refused
+        assert vehicle.emaid is not None  # authorize_request needs the contract
+        return certificate_status, await self._admit(
+            target, vehicle.emaid, "eMAID", Verdict(status)
+        )
+
+    async def run_contract_session(
+        self, vehicle: ContractVehicle, duration: timedelta | float, battery: Vehicle, evse: int = 1
+    ) -> tuple[str, str, Session | None]:
+        """A Plug & Charge visit: plug in, authorize by contract, charge, stop, unplug. Returns
+        the certificate and authorization statuses and the session (None when refused)."""
+        await self.plug_in(evse, battery)
+        certificate_status, status = await self.plug_and_charge(vehicle, evse)
+        session = self.evse(evse).session
+        if session is not None:
+            await self.charge_for(duration, evse=evse)
+            if self.evse(evse).session is session:
+                await self.stop_charging(evse)
+        await self.unplug(evse)
+        return certificate_status, status, session
 
     def _free_evse(self) -> Evse | None:
         """The EVSE a token or remote start without an EVSE number means: one with a cable in
@@ -1064,6 +1112,10 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
 
     @abstractmethod
     def _sign_certificate_payload(self, csr: str) -> Any: ...
+
+    @abstractmethod
+    async def _pnc_request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a Plug & Charge message (`body` and the answer camelCase, as 2.0.1 has them)."""
 
 
 def ready(payload: Any) -> Callable[[], Any]:

@@ -6,14 +6,17 @@ in StartTransaction.conf, and meter values travel as strings.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ocpp.v16 import call, call_result, datatypes
 
+from evgi.csms.plug_and_charge import PNC_VENDOR
 from evgi.sim.stations.authorization import Verdict
 from evgi.sim.stations.charging_profile import ChargingProfile, Period, Purpose
 from evgi.sim.stations.connector import Evse, Reservation
 from evgi.sim.stations.meter import Reading
+from evgi.sim.stations.outbox import Refused
 from evgi.sim.stations.session import Session, StartTrigger, StopReason
 from evgi.sim.stations.station import BootResult, Station, ocpp_time, on, parse_time, ready
 
@@ -80,6 +83,16 @@ class Station16(Station):
                 timestamp=ocpp_time(self.clock.now()),
             )
         )
+
+    async def _pnc_request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The Plug & Charge DataTransfer message `action`, its data the 2.0.1 JSON."""
+        answer = await self._request(
+            call.DataTransfer(vendor_id=PNC_VENDOR, message_id=action, data=json.dumps(body))
+        )
+        if answer.status != "Accepted":
+            raise Refused(action, answer.status, "the Plug & Charge message was not taken")
+        data: dict[str, Any] = json.loads(answer.data)
+        return data
 
     async def _send_authorize(self, token: str, token_type: str) -> Verdict:
         result = await self._request(call.Authorize(id_tag=token))

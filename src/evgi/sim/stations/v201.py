@@ -8,10 +8,12 @@ each transaction's events, and speaks of settings as components and variables.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any, ClassVar
 
 import ocpp.v201
+from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
 
 from evgi.sim.stations.authorization import Verdict
 from evgi.sim.stations.charging_profile import ChargingProfile, Period, Purpose
@@ -93,6 +95,12 @@ class Ocpp2Station(Station):
                 connector_id=evse.connector_id,
             )
         )
+
+    async def _pnc_request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        payload = getattr(self._call, action)(**camel_to_snake_case(body))
+        answer = await self._request(payload)
+        wire: dict[str, Any] = snake_to_camel_case(remove_nones(dataclasses.asdict(answer)))
+        return wire
 
     def _id_token(self, token: str, token_type: str) -> Any:
         return self._types.IdTokenType(id_token=token, type=token_type)

@@ -1,0 +1,462 @@
+"""Plug & Charge at the CSMS: OCPP 2.0.1/2.1 blocks A (V2G certificates), M (ISO 15118
+certificate management) and C07 (authorization by contract certificate), and OCPP 1.6 through
+the Plug & Charge DataTransfer messages of vendor "org.openchargealliance.iso15118pnc", whose
+data is the JSON of the 2.0.1 message of the same name.
+
+ISO 15118 carries CertificateInstallationReq/Res as EXI, and OCPP relays them base64-encoded in
+exiRequest/exiResponse. No maintained Python EXI codec for the ISO 15118 schemas runs without a
+Java runtime, so these fields carry the JSON form the certificate pools use (`api/opcp.py`:
+certificates as base64 DER, keys and signatures as base64 bytes), DEFLATE-compressed (zlib)
+before base64: like EXI, a compact binary form, and the only way a -2 response with its two
+chains fits the 5,600 characters 2.0.1 allows exiResponse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import weakref
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import fastjsonschema
+import httpx
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from ocpp.v201 import call_result as v201_call_result
+from ocpp.v201.enums import Action
+
+from evgi.config import Settings
+from evgi.core.errors import EvgiError, ValidationError
+from evgi.csms.authorization import TokenDecision
+from evgi.csms.charge_point import ChargePoint, on
+from evgi.csms.connection import to_camel_case, to_snake_case
+from evgi.csms.errors import StationCallError, UnsupportedCommand
+from evgi.csms.protocol import DIALECTS, CallFailure, OcppVersion
+from evgi.csms.schemas import Schemas, schema_error
+from evgi.pnc import (
+    AuthorizeCertificateStatus,
+    Branch,
+    CertificateError,
+    CertificatePools,
+    ChainValidator,
+    ContractState,
+    Hierarchies,
+    LeafRole,
+    OcspClient,
+    PublicKey,
+    RootCertificateId,
+    common_name,
+    issuing_ca,
+    key_profile,
+    read_csr,
+)
+from evgi.pnc.ocsp import issuer_hashes
+from evgi.storage.charging import ChargingStore
+from evgi.storage.pki import CertificateRecord
+
+PNC_VENDOR = "org.openchargealliance.iso15118pnc"
+V2G_CERTIFICATE = "V2GCertificate"
+# How long the CSMS waits for an OCSP responder it relays to: well inside the station's budget.
+OCSP_RELAY_TIMEOUT = 3.0
+_REASON_CODE = 20
+_ADDITIONAL_INFO = 512
+_HASH_ALGORITHMS = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
+# The idTokenInfo status that goes with a refused contract certificate.
+_TOKEN_STATUS = {AuthorizeCertificateStatus.CERTIFICATE_EXPIRED: "Expired"}
+
+log = structlog.get_logger(__name__)
+_schemas = Schemas()
+
+
+class PnCRefusal(EvgiError):
+    """A Plug & Charge request answered with status Failed/Rejected and a reason code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ContractAuthorization:
+    certificate_status: AuthorizeCertificateStatus
+    token: TokenDecision
+
+
+class PlugAndChargeServices:
+    """The ISO 15118 PKI as the CSMS uses it: the hierarchies that sign SECC certificates,
+    the contract pool that answers installations, a chain validator asking OCSP, and an HTTP
+    client relaying stations' OCSP requests. One per CSMS (see `plug_and_charge`)."""
+
+    def __init__(self, settings: Settings, store: ChargingStore) -> None:
+        self.pools = CertificatePools.open(settings, store.engine)
+        self.hierarchies: Hierarchies = self.pools.hierarchies
+        self._ocsp = OcspClient()
+        self._http = httpx.AsyncClient(timeout=OCSP_RELAY_TIMEOUT)
+
+    # -- block A: the SECC certificate ------------------------------------------------------
+
+    def sign_secc(self, csr_pem: str) -> str:
+        """A V2GCertificate for the CSR's key, CN = SECC id (the CSR's CN), DC = CPO, from the
+        CPO sub-CA 2 on the key's curve; returns the PEM chain for CertificateSigned."""
+        csr = read_csr(csr_pem.encode())
+        secc_id = common_name(csr.subject)
+        if secc_id is None:
+            raise CertificateError("the CSR must name the SECC id as its one CN")
+        try:
+            constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is not None and constraints.ca:
+            raise CertificateError("an SECC certificate is an end entity: the CSR asks for a CA")
+        public_key = csr.public_key()
+        if not isinstance(public_key, PublicKey):
+            raise CertificateError(f"a {type(public_key).__name__} cannot be certified here")
+        issuer = issuing_ca(self.hierarchies, Branch.CPO, key_profile(public_key))
+        return self.hierarchies.issue(issuer, secc_id, public_key).chain_pem()
+
+    # -- block M: contract installation and OCSP --------------------------------------------
+
+    def installation(self, exi_request: str) -> str:
+        """The pool's CertificateInstallationRes for a relayed CertificateInstallationReq,
+        both in the encoding the module describes."""
+        body = decode_exi(exi_request)
+        try:
+            provisioning = base64.b64decode(body["oemProvisioningCert"], validate=True)
+            roots = [
+                RootCertificateId(str(r["x509IssuerName"]), int(r["x509SerialNumber"]))
+                for r in body.get("listOfRootCertificateIds", [])
+            ]
+            emaids = [str(e) for e in body.get("prioritizedEmaids", [])]
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise PnCRefusal("InvalidRequest", f"malformed installation request: {exc!r}") from exc
+        response = self.pools.certificate_installation(provisioning, roots, emaids)
+        return encode_exi({"responseCode": "OK", **response.to_json()})
+
+    async def certificate_status(self, request_data: dict[str, Any]) -> str:
+        """Relay an OCSPRequestDataType to its responderURL; the DER answer as base64."""
+        url = str(request_data["responder_url"])
+        if not url.startswith(("http://", "https://")):
+            raise PnCRefusal("InvalidURL", f"responderURL {url!r} is not an HTTP(S) URL")
+        request = ocsp_request(request_data)
+        try:
+            reply = await self._http.post(
+                url,
+                content=request.public_bytes(serialization.Encoding.DER),
+                headers={"Content-Type": "application/ocsp-request"},
+            )
+            reply.raise_for_status()
+            answer = ocsp.load_der_ocsp_response(reply.content)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise PnCRefusal("NoOCSPAnswer", f"no OCSP answer from {url}: {exc}") from exc
+        if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            raise PnCRefusal("OCSPRefused", f"the responder refused: {answer.response_status.name}")
+        return base64.b64encode(reply.content).decode()
+
+    # -- C07: authorization by contract certificate -----------------------------------------
+
+    def contract_status(
+        self,
+        emaid: str,
+        certificate: str | None,
+        hash_data: Sequence[dict[str, Any]] | None,
+    ) -> AuthorizeCertificateStatus:
+        """The status of the contract behind `emaid`: its PEM chain validated to an MO (or V2G)
+        root with OCSP, or, when the station checked the chain and sent only its OCSP data,
+        each certificate's record in the hierarchies."""
+        if certificate is not None:
+            if "-----BEGIN CERTIFICATE-----" not in certificate:
+                return AuthorizeCertificateStatus.NO_CERTIFICATE_AVAILABLE
+            try:
+                chain = x509.load_pem_x509_certificates(certificate.encode())
+            except ValueError:
+                return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
+            validator = ChainValidator.of(self.hierarchies, self._ocsp)
+            verdict = validator.validate(LeafRole.CONTRACT, chain)
+            log.info("contract chain", status=verdict.status, reason=verdict.reason)
+            if verdict.accepted and _compact(verdict.identifier or "") != _compact(emaid):
+                return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
+            return verdict.status
+        if not hash_data:
+            return AuthorizeCertificateStatus.NO_CERTIFICATE_AVAILABLE
+        # The first entry is the contract certificate's, the others its sub-CAs'.
+        leaf: CertificateRecord | None = None
+        for entry in hash_data:
+            record = self._record(entry)
+            if record is None:
+                return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
+            if record.revoked_at is not None:
+                return AuthorizeCertificateStatus.CERTIFICATE_REVOKED
+            if record.not_after <= datetime.now(UTC):
+                return AuthorizeCertificateStatus.CERTIFICATE_EXPIRED
+            leaf = leaf or record
+        assert leaf is not None  # hash_data is not empty
+        if leaf.role != LeafRole.CONTRACT.value or leaf.common_name != _compact(emaid):
+            return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
+        if self.hierarchies.contract_state(leaf.common_name) is ContractState.CANCELLED:
+            return AuthorizeCertificateStatus.CONTRACT_CANCELLED
+        return AuthorizeCertificateStatus.ACCEPTED
+
+    def _record(self, entry: dict[str, Any]) -> CertificateRecord | None:
+        """The certificate an OCSPRequestDataType names, as the CA that issued it recorded it."""
+        algorithm = _HASH_ALGORITHMS[entry["hash_algorithm"]].name
+        wanted = (bytes.fromhex(entry["issuer_name_hash"]), bytes.fromhex(entry["issuer_key_hash"]))
+        serial = int(entry["serial_number"], 16)
+        for authority in self.hierarchies.authorities():
+            if issuer_hashes(authority.certificate, algorithm) == wanted:
+                return self.hierarchies.store.certificate(authority.name, serial)
+        return None
+
+
+_services: weakref.WeakKeyDictionary[ChargingStore, PlugAndChargeServices] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def plug_and_charge(charge_point: ChargePoint) -> PlugAndChargeServices:
+    """The Plug & Charge services of the charge point's CSMS, opened on first use."""
+    store = charge_point.services.store
+    found = _services.get(store)
+    if found is None:
+        found = PlugAndChargeServices(charge_point.services.settings, store)
+        _services[store] = found
+    return found
+
+
+def encode_exi(body: dict[str, Any]) -> str:
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(text, 9)).decode()
+
+
+def decode_exi(value: str) -> dict[str, Any]:
+    """The JSON inside an exiRequest or exiResponse (see the module)."""
+    try:
+        body = json.loads(zlib.decompress(base64.b64decode(value, validate=True)))
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise PnCRefusal(
+            "InvalidEXI", f"not base64 of a DEFLATE-compressed JSON document: {exc}"
+        ) from exc
+    if not isinstance(body, dict):
+        raise PnCRefusal("InvalidEXI", "the document is not a JSON object")
+    return body
+
+
+def ocsp_request(request_data: dict[str, Any]) -> ocsp.OCSPRequest:
+    """An OCSP request for OCPP's OCSPRequestDataType (hashes and serial in hex)."""
+    try:
+        return (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate_by_hash(
+                bytes.fromhex(request_data["issuer_name_hash"]),
+                bytes.fromhex(request_data["issuer_key_hash"]),
+                int(request_data["serial_number"], 16),
+                _HASH_ALGORITHMS[request_data["hash_algorithm"]],
+            )
+            .build()
+        )
+    except (KeyError, ValueError) as exc:
+        raise PnCRefusal("InvalidOCSPData", f"malformed OCSP request data: {exc!r}") from exc
+
+
+def certificate_hash_data(
+    certificate: x509.Certificate, issuer: x509.Certificate, responder_url: str
+) -> dict[str, str]:
+    """OCPP's OCSPRequestDataType (camelCase, as on the wire) for one certificate."""
+    name_hash, key_hash = issuer_hashes(issuer, "sha256")
+    return {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": name_hash.hex(),
+        "issuerKeyHash": key_hash.hex(),
+        "serialNumber": format(certificate.serial_number, "x"),
+        "responderURL": responder_url,
+    }
+
+
+def status_info(exc: EvgiError) -> dict[str, str]:
+    code = exc.code if isinstance(exc, PnCRefusal) else _reason(exc.code)
+    return {"reason_code": code[:_REASON_CODE], "additional_info": exc.message[:_ADDITIONAL_INFO]}
+
+
+def _reason(code: str) -> str:
+    """A snake_case error code as an OCPP reasonCode (UpperCamelCase)."""
+    return "".join(part.capitalize() for part in code.split("_"))
+
+
+def _compact(emaid: str) -> str:
+    return emaid.replace("-", "").upper()
+
+
+# -- the use cases, one answer body each (snake_case fields of the 2.0.1 response) ----------
+
+
+async def get_15118_ev_certificate(charge_point: ChargePoint, exi_request: str) -> dict[str, Any]:
+    services = plug_and_charge(charge_point)
+    try:
+        exi = await asyncio.to_thread(services.installation, exi_request)
+    except EvgiError as exc:
+        log.info("contract installation refused", station=charge_point.id, reason=exc.message)
+        return {"status": "Failed", "exi_response": "", "status_info": status_info(exc)}
+    return {"status": "Accepted", "exi_response": exi}
+
+
+async def get_certificate_status(
+    charge_point: ChargePoint, ocsp_request_data: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        result = await plug_and_charge(charge_point).certificate_status(ocsp_request_data)
+    except EvgiError as exc:
+        return {"status": "Failed", "status_info": status_info(exc)}
+    return {"status": "Accepted", "ocsp_result": result}
+
+
+async def sign_v2g(charge_point: ChargePoint, csr: str) -> dict[str, Any]:
+    """SignCertificate for a V2GCertificate: the answer, and on success the signed chain in
+    CertificateSigned once the answer is sent (1.6: as a Plug & Charge DataTransfer)."""
+    services = plug_and_charge(charge_point)
+    try:
+        chain = await asyncio.to_thread(services.sign_secc, csr)
+    except EvgiError as exc:
+        log.warning("V2G certificate refused", station=charge_point.id, reason=exc.message)
+        return {"status": "Rejected", "status_info": status_info(exc)}
+
+    async def install() -> None:
+        if charge_point.dialect.version is OcppVersion.V16:
+            body = {"certificateChain": chain, "certificateType": V2G_CERTIFICATE}
+            answer = await charge_point.data_transfer(
+                PNC_VENDOR, "CertificateSigned", json.dumps(body)
+            )
+        else:
+            answer = await charge_point.call(
+                charge_point.dialect.call.CertificateSigned(
+                    certificate_chain=chain, certificate_type=V2G_CERTIFICATE
+                )
+            )
+        log.info("V2G certificate sent", station=charge_point.id, status=answer.status)
+
+    charge_point.after_answer(install)
+    return {"status": "Accepted"}
+
+
+async def authorize_contract(
+    charge_point: ChargePoint,
+    id_token: str,
+    certificate: str | None,
+    hash_data: Sequence[dict[str, Any]] | None,
+) -> ContractAuthorization:
+    """C07: the contract's certificate status, and the token decision that goes with it (the
+    eMAID as a token, as its eMSP registered it, once the certificate is accepted)."""
+    services = plug_and_charge(charge_point)
+    try:
+        status = await asyncio.to_thread(services.contract_status, id_token, certificate, hash_data)
+    except (KeyError, ValueError) as exc:
+        raise CallFailure(
+            "PropertyConstraintViolation", f"malformed iso15118CertificateHashData: {exc!r}"
+        ) from exc
+    if status is not AuthorizeCertificateStatus.ACCEPTED:
+        return ContractAuthorization(status, TokenDecision(_TOKEN_STATUS.get(status, "Invalid")))
+    return ContractAuthorization(status, await charge_point.authorize(id_token))
+
+
+# -- OCPP 2.0.1 / 2.1 ------------------------------------------------------------------------
+
+
+class PlugAndCharge(ChargePoint):
+    """Block M's station-initiated messages; SignCertificate (V2G) and Authorize (C07) are
+    answered by the security and authorization blocks through this module."""
+
+    @on(Action.get_15118_ev_certificate)
+    async def on_get_15118_ev_certificate(self, exi_request: str, **_: Any) -> Any:
+        answer = await get_15118_ev_certificate(self, exi_request)
+        return self.dialect.call_result.Get15118EVCertificate(**answer)
+
+    @on(Action.get_certificate_status)
+    async def on_get_certificate_status(self, ocsp_request_data: dict[str, Any], **_: Any) -> Any:
+        answer = await get_certificate_status(self, ocsp_request_data)
+        return self.dialect.call_result.GetCertificateStatus(**answer)
+
+
+# -- block M's commands (M03-M05), version-neutral ------------------------------------------
+
+
+async def certificate_command(charge_point: ChargePoint, action: str, body: dict[str, Any]) -> Any:
+    """InstallCertificate, GetInstalledCertificateIds or DeleteCertificate, `body` camelCase
+    as 2.0.1 has it: the message itself to a 2.x station, a Plug & Charge DataTransfer to a 1.6
+    one, whose answer comes back as the 2.0.1 response (a DataTransfer refused is returned as
+    is). Raises ValidationError for a body 2.0.1's schema refuses (nothing is sent)."""
+    dialect = charge_point.dialect
+    if dialect.version is not OcppVersion.V16:
+        request = getattr(dialect.call, action)(**to_snake_case(body))
+        return await charge_point.call(request)
+    try:
+        _schemas.validator(OcppVersion.V201, action, "request")(body)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise ValidationError(f"invalid {action} body: {exc.message}") from exc
+    answer = await charge_point.data_transfer(PNC_VENDOR, action, json.dumps(body))
+    if answer.status in ("UnknownVendorId", "UnknownMessageId"):
+        raise UnsupportedCommand(
+            f"station {charge_point.id} answered {answer.status}: it takes no Plug & Charge "
+            f"{action}"
+        )
+    if answer.status != "Accepted":
+        return answer
+    try:
+        data = json.loads(answer.data or "")
+        _schemas.validator(OcppVersion.V201, action, "response")(data)
+    except (ValueError, fastjsonschema.JsonSchemaValueException) as exc:
+        raise StationCallError(
+            "FormationViolation", f"the {action} answer in DataTransfer.data is invalid: {exc}"
+        ) from exc
+    return getattr(v201_call_result, action)(**to_snake_case(data))
+
+
+# -- OCPP 1.6: the Plug & Charge DataTransfer messages ---------------------------------------
+
+_V16_ACTIONS = ("Authorize", "Get15118EVCertificate", "GetCertificateStatus", "SignCertificate")
+
+
+async def pnc_data_transfer(
+    charge_point: ChargePoint, message_id: str | None, data: str | None
+) -> tuple[str, str | None]:
+    """A 1.6 station's Plug & Charge DataTransfer: (status, data of the answer). The data is
+    checked against the 2.0.1 schema of the message; a broken one is a CALLERROR."""
+    if message_id not in _V16_ACTIONS:
+        return "UnknownMessageId", None
+    try:
+        payload = json.loads(data or "")
+    except ValueError as exc:
+        raise schema_failure(f"data is not JSON: {exc}") from exc
+    try:
+        _schemas.validator(OcppVersion.V201, message_id, "request")(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise schema_error(DIALECTS[OcppVersion.V16], exc) from exc
+    request = to_snake_case(payload)
+    answer: dict[str, Any]
+    if message_id == "Get15118EVCertificate":
+        answer = await get_15118_ev_certificate(charge_point, request["exi_request"])
+    elif message_id == "GetCertificateStatus":
+        answer = await get_certificate_status(charge_point, request["ocsp_request_data"])
+    elif message_id == "SignCertificate":
+        answer = await sign_v2g(charge_point, request["csr"])
+    else:
+        result = await authorize_contract(
+            charge_point,
+            request["id_token"]["id_token"],
+            request.get("certificate"),
+            request.get("iso15118_certificate_hash_data"),
+        )
+        answer = {
+            "id_token_info": {"status": result.token.status},
+            "certificate_status": result.certificate_status.value,
+        }
+    return "Accepted", json.dumps(to_camel_case(answer))
+
+
+def schema_failure(description: str) -> CallFailure:
+    return CallFailure(DIALECTS[OcppVersion.V16].formation_violation, description)

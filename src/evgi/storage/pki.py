@@ -1,0 +1,186 @@
+"""Tables of the Plug & Charge PKI: the certificate authorities of the ISO 15118 hierarchies,
+every certificate they issued (so OCSP can tell "good" from "unknown") with its revocation,
+and the contracts behind contract certificates. CA private keys stay in files, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Engine, Index, LargeBinary, String, Table, insert, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from evgi.storage.models import Base, UtcDateTime
+
+
+class PkiAuthorityRow(Base):
+    """One CA of a hierarchy: its role (root, sub-ca-1, sub-ca-2), its branch (v2g, mo, oem
+    for roots; cpo, cps, mo, oem for sub-CAs) and its parent, None for a root."""
+
+    __tablename__ = "pki_authorities"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    branch: Mapped[str] = mapped_column(String(8))
+    profile: Mapped[str] = mapped_column(String(16))
+    parent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PkiCertificateRow(Base):
+    """A certificate a CA issued, keyed by issuer and serial (hex: serials run to 159 bits)."""
+
+    __tablename__ = "pki_certificates"
+    __table_args__ = (Index("ix_pki_certificates_role_cn", "role", "common_name"),)
+
+    issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(42), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    common_name: Mapped[str] = mapped_column(String(64))
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class PkiContractRow(Base):
+    """A charging contract by eMAID: active, or cancelled by its mobility operator."""
+
+    __tablename__ = "pki_contracts"
+
+    emaid: Mapped[str] = mapped_column(String(18), primary_key=True)
+    authority: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+PKI_AUTHORITIES = cast(Table, PkiAuthorityRow.__table__)
+PKI_CERTIFICATES = cast(Table, PkiCertificateRow.__table__)
+PKI_CONTRACTS = cast(Table, PkiContractRow.__table__)
+
+
+@dataclass(frozen=True)
+class AuthorityRecord:
+    name: str
+    role: str
+    branch: str
+    profile: str
+    parent: str | None
+    key_algorithm: str
+    certificate: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    issuer: str
+    serial: int
+    role: str
+    common_name: str
+    not_after: datetime
+    issued_at: datetime
+    der: bytes
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+
+class PkiStore:
+    """Reads and writes of the PKI tables, each in its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_authority(self, record: AuthorityRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(PKI_AUTHORITIES).values(**record.__dict__))
+
+    def authorities(self) -> list[AuthorityRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(PKI_AUTHORITIES).order_by(PKI_AUTHORITIES.c.name))
+            return [AuthorityRecord(**row._mapping) for row in rows]
+
+    def record(self, certificate: CertificateRecord) -> None:
+        values = {**certificate.__dict__, "serial": f"{certificate.serial:x}"}
+        with self.engine.begin() as conn:
+            conn.execute(insert(PKI_CERTIFICATES).values(**values))
+
+    def certificate(self, issuer: str, serial: int) -> CertificateRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(PKI_CERTIFICATES).where(
+                    PKI_CERTIFICATES.c.issuer == issuer, PKI_CERTIFICATES.c.serial == f"{serial:x}"
+                )
+            ).first()
+        return None if row is None else _certificate(row._mapping)
+
+    def revoke(
+        self, issuer: str, serial: int, reason: str, at: datetime
+    ) -> CertificateRecord | None:
+        """Mark a certificate revoked, keeping the first time and reason; None if unknown."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(PKI_CERTIFICATES)
+                .where(
+                    PKI_CERTIFICATES.c.issuer == issuer,
+                    PKI_CERTIFICATES.c.serial == f"{serial:x}",
+                    PKI_CERTIFICATES.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=at, reason=reason)
+            )
+        return self.certificate(issuer, serial)
+
+    def revoked(self, issuer: str) -> list[CertificateRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(PKI_CERTIFICATES)
+                .where(
+                    PKI_CERTIFICATES.c.issuer == issuer, PKI_CERTIFICATES.c.revoked_at.is_not(None)
+                )
+                .order_by(PKI_CERTIFICATES.c.revoked_at)
+            )
+            return [_certificate(row._mapping) for row in rows]
+
+    def find(self, role: str, common_name: str) -> list[CertificateRecord]:
+        """Certificates of one role naming `common_name` (an eMAID, PCID or SECC id), newest
+        first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(PKI_CERTIFICATES)
+                .where(
+                    PKI_CERTIFICATES.c.role == role, PKI_CERTIFICATES.c.common_name == common_name
+                )
+                .order_by(PKI_CERTIFICATES.c.issued_at.desc())
+            )
+            return [_certificate(row._mapping) for row in rows]
+
+    def set_contract(self, emaid: str, authority: str, state: str, at: datetime) -> None:
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(PKI_CONTRACTS)
+                .where(PKI_CONTRACTS.c.emaid == emaid)
+                .values(authority=authority, state=state, updated_at=at)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(PKI_CONTRACTS).values(
+                        emaid=emaid, authority=authority, state=state, updated_at=at
+                    )
+                )
+
+    def contract_state(self, emaid: str) -> str | None:
+        with self.engine.connect() as conn:
+            state: str | None = conn.execute(
+                select(PKI_CONTRACTS.c.state).where(PKI_CONTRACTS.c.emaid == emaid)
+            ).scalar()
+            return state
+
+
+def _certificate(values: object) -> CertificateRecord:
+    row = dict(cast("dict[str, object]", values))
+    row["serial"] = int(cast(str, row["serial"]), 16)
+    return CertificateRecord(**row)  # type: ignore[arg-type]

@@ -1,0 +1,445 @@
+"""Plug & Charge at the CSMS over real websockets: V2G certificate signing, contract installation
+from the pool, OCSP relay and contract authorization with every certificate status, on 2.0.1
+and through 1.6's Plug & Charge DataTransfer messages. The ISO 15118 hierarchies' OCSP
+responders run in `evgi serve`'s HTTP app on the port the certificates name."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as LibraryStation16
+from ocpp.v16 import call as c16
+from ocpp.v16 import call_result as r16
+from ocpp.v201 import ChargePoint as LibraryStation201
+from ocpp.v201 import call as c201
+from ocpp.v201 import call_result as r201
+
+from evgi.api import create_app
+from evgi.app import open_platform
+from evgi.config import Settings
+from evgi.core import emaid_check_digit
+from evgi.csms.plug_and_charge import PNC_VENDOR, certificate_hash_data, decode_exi, encode_exi
+from evgi.pnc import (
+    Branch,
+    CertificateInstallationResponse,
+    CertificatePools,
+    ChainValidator,
+    Hierarchies,
+    Iso15118,
+    IssuedChain,
+    KeyProfile,
+    LeafRole,
+    PoolRole,
+    RootSpec,
+    generate_contract_key,
+    install_contract,
+    seal_contract_key,
+)
+from evgi.service import http_in_background
+from evgi.storage import open_database
+from tests.csms.clients import station
+from tests.csms.conftest import PASSWORD, Harness
+from tests.service_runner import free_port
+
+ECOSYSTEM = (
+    RootSpec("v2g-t", Branch.V2G, "Test V2G", Iso15118.PART_2, "secp256r1"),
+    RootSpec("mo-t", Branch.MO, "Test MO", Iso15118.PART_2, "secp256r1"),
+    RootSpec("oem-t", Branch.OEM, "Test OEM", Iso15118.PART_2, "secp256r1"),
+)
+MO = "mo-t-mo-2"
+PCID = "WMIV2GPNCCSMS00017"
+UNPUBLISHED_PCID = "WMIV2GPNCCSMS00099"
+
+
+def emaid(body: str) -> str:
+    return body + emaid_check_digit(body)
+
+
+def pem(chain: list[x509.Certificate]) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
+
+
+def der64(certificate: x509.Certificate) -> str:
+    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+
+
+CONTRACT_EMAID = emaid("DEPNCC0NTRACT1")
+
+
+@dataclass
+class Scene:
+    harness: Harness
+    hierarchies: Hierarchies
+    pools: CertificatePools
+    contract: IssuedChain  # the vehicle's contract, installed through the pool
+    provisioning: IssuedChain
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[Scene]:
+    """A CSMS and `evgi serve`'s HTTP app on one database, the hierarchies built on it, and a
+    vehicle whose OEM published it and whose eMSP stored a contract for it in the pool."""
+    port = free_port()
+    harness_db = open_database(Settings(data_dir=tmp_path / "data", http_port=port).db_url)
+    harness = Harness(harness_db, tmp_path, http_port=port)
+    hierarchies = Hierarchies(harness.settings, harness_db)
+    hierarchies.init(ECOSYSTEM)
+    platform = open_platform(harness.settings)
+    pools = CertificatePools.open(harness.settings, harness_db)
+    try:
+        with http_in_background(create_app(platform), port=port):
+            pools.adopt_hierarchies()
+            oem, _ = pools.register_client("oem", PoolRole.OEM)
+            emsp, _ = pools.register_client("emsp", PoolRole.EMSP)
+            provisioning = hierarchies.issue_provisioning(PCID)
+            pools.publish_provisioning(
+                oem, PCID, [c.public_bytes(serialization.Encoding.DER) for c in provisioning.chain]
+            )
+            key = generate_contract_key(KeyProfile.ISO15118_2)
+            contract = hierarchies.issue_contract(CONTRACT_EMAID, key.public_key())
+            contract = IssuedChain(
+                contract.issuer, contract.certificate, contract.sub_cas, contract.root, key
+            )
+            sealed = seal_contract_key(key, contract.certificate, provisioning.certificate)
+            pools.store_contract(
+                emsp,
+                PCID,
+                CONTRACT_EMAID,
+                [c.public_bytes(serialization.Encoding.DER) for c in contract.chain],
+                sealed,
+                1,
+            )
+            yield Scene(harness, hierarchies, pools, contract, provisioning)
+    finally:
+        pools.close()
+        platform.close()
+        harness_db.dispose()
+
+
+class Station201(LibraryStation201):
+    """A 2.0.1 station that keeps the certificates the CSMS sends it."""
+
+    signed: asyncio.Queue[dict[str, Any]]
+
+    @on("CertificateSigned")
+    def on_certificate_signed(self, **body: Any) -> r201.CertificateSigned:
+        self.signed.put_nowait(body)
+        return r201.CertificateSigned(status="Accepted")
+
+
+class Station16(LibraryStation16):
+    signed: asyncio.Queue[dict[str, Any]]
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **body: Any) -> r16.DataTransfer:
+        self.signed.put_nowait(body)
+        return r16.DataTransfer(status="Accepted")
+
+
+def secc_csr(secc_id: str, ca: bool = False) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, secc_id)])
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def responder(certificate: x509.Certificate) -> str:
+    """The OCSP responder the certificate's AIA names."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return str(asn1_x509.Certificate.load(der).ocsp_urls[0])
+
+
+def installation_request(provisioning: x509.Certificate) -> str:
+    return encode_exi({"oemProvisioningCert": der64(provisioning)})
+
+
+def forged(chain: IssuedChain) -> list[x509.Certificate]:
+    """The contract certificate re-signed by a key that is not its CA's."""
+    leaf = chain.certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(leaf.issuer)
+        .public_key(leaf.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(leaf.not_valid_before_utc)
+        .not_valid_after(leaf.not_valid_after_utc)
+    )
+    for extension in leaf.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    fake = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    return [fake, *chain.sub_cas]
+
+
+async def boot201(cp: Any) -> None:
+    boot = await cp.call(
+        c201.BootNotification(
+            charging_station={"model": "DC50", "vendor_name": "Acme"}, reason="PowerUp"
+        )
+    )
+    assert boot.status == "Accepted"
+
+
+def authorize201(token: str, **extra: Any) -> c201.Authorize:
+    return c201.Authorize(id_token={"id_token": token, "type": "eMAID"}, **extra)
+
+
+def test_v201_certificates_and_installation(scene: Scene) -> None:
+    harness = scene.harness
+    harness.csms.add_station("PNC1", PASSWORD)
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC1", "ocpp2.0.1", PASSWORD, Station201) as cp,
+        ):
+            cp.signed = asyncio.Queue()
+            await boot201(cp)
+            # A02 for the SECC: signed by the CPO sub-CA 2, CN = SECC id, DC = CPO.
+            answer = await cp.call(
+                c201.SignCertificate(csr=secc_csr("DEEVGE1PNC1"), certificate_type="V2GCertificate")
+            )
+            assert answer.status == "Accepted"
+            signed = await asyncio.wait_for(cp.signed.get(), 10)
+            assert signed["certificate_type"] == "V2GCertificate"
+            chain = x509.load_pem_x509_certificates(signed["certificate_chain"].encode())
+            verdict = ChainValidator(scene.hierarchies.roots()).validate(LeafRole.SECC, chain)
+            assert verdict.accepted and verdict.identifier == "DEEVGE1PNC1"
+            assert chain[0].subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)[0].value == (
+                "CPO"
+            )
+            # A CSR for a CA, or one without a CN, is refused with a reason.
+            for csr in (secc_csr("DEEVGE1PNC1", ca=True), "not a CSR"):
+                refused = await cp.call(
+                    c201.SignCertificate(csr=csr, certificate_type="V2GCertificate")
+                )
+                assert refused.status == "Rejected" and refused.status_info["reason_code"]
+
+            # M01: the vehicle's contract from the pool, decrypted by the vehicle.
+            installed = await cp.call(
+                c201.Get15118EVCertificate(
+                    iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                    action="Install",
+                    exi_request=installation_request(scene.provisioning.certificate),
+                )
+            )
+            assert installed.status == "Accepted"
+            response = CertificateInstallationResponse.from_json(decode_exi(installed.exi_response))
+            assert scene.provisioning.private_key is not None
+            contract = install_contract(
+                response,
+                scene.provisioning.private_key,  # type: ignore[arg-type]
+                PCID,
+                scene.hierarchies.roots(),
+            )
+            assert contract.chain[0] == scene.contract.certificate
+
+            # An unknown PCID and a request that is no installation request fail with a reason.
+            stranger = scene.hierarchies.issue_provisioning(UNPUBLISHED_PCID)
+            unknown = await cp.call(
+                c201.Get15118EVCertificate(
+                    iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                    action="Install",
+                    exi_request=installation_request(stranger.certificate),
+                )
+            )
+            assert unknown.status == "Failed"
+            assert unknown.status_info["reason_code"] == "UnknownPcid"
+            garbage = await cp.call(
+                c201.Get15118EVCertificate(
+                    iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
+                    action="Install",
+                    exi_request="bm90IGV4aQ==",
+                )
+            )
+            assert garbage.status == "Failed" and garbage.status_info["reason_code"] == "InvalidEXI"
+
+            # M06: the OCSP request relayed to the responder, its signed answer returned.
+            leaf, issuer = scene.contract.certificate, scene.contract.sub_cas[0]
+            data = certificate_hash_data(leaf, issuer, responder(leaf))
+            status = await cp.call(c201.GetCertificateStatus(ocsp_request_data=data))
+            assert status.status == "Accepted"
+            answer = ocsp.load_der_ocsp_response(base64.b64decode(status.ocsp_result))
+            assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+            assert answer.serial_number == leaf.serial_number
+            nowhere = await cp.call(
+                c201.GetCertificateStatus(
+                    ocsp_request_data={**data, "responderURL": "ftp://example.org/ocsp"}
+                )
+            )
+            assert nowhere.status == "Failed"
+
+    asyncio.run(run())
+
+
+def test_v201_authorize_every_certificate_status(scene: Scene) -> None:
+    harness, hierarchies = scene.harness, scene.hierarchies
+    harness.csms.add_station("PNC2", PASSWORD)
+    good = scene.contract
+    good_emaid = CONTRACT_EMAID
+    harness.csms.add_token(good_emaid, token_type="eMAID")
+    past = datetime.now(UTC) - timedelta(days=30)
+    expired = hierarchies.issue(
+        MO, emaid("DEPNCEXP1RED01"), not_before=past, not_after=past + timedelta(days=1)
+    )
+    revoked_emaid = emaid("DEPNCREV0KED01")
+    revoked = hierarchies.issue_contract(revoked_emaid)
+    hierarchies.revoke(MO, revoked.certificate.serial_number)
+    cancelled_emaid = emaid("DEPNCCANCEL001")
+    cancelled = hierarchies.issue_contract(cancelled_emaid)
+    hierarchies.cancel_contract(cancelled_emaid)
+    secc = hierarchies.issue_secc("DEEVGE1PNC2")  # a chain, but not a contract's
+    other = hierarchies.issue_contract(emaid("DEPNC0THER0001"))
+    for token in (revoked_emaid, cancelled_emaid):
+        harness.csms.add_token(token, token_type="eMAID")
+
+    cases: list[tuple[str, str, str, str]] = [
+        (good_emaid, pem(good.chain), "Accepted", "Accepted"),
+        (good_emaid, pem(forged(good)), "SignatureError", "Invalid"),
+        (emaid("DEPNCEXP1RED01"), pem(expired.chain), "CertificateExpired", "Expired"),
+        (revoked_emaid, pem(revoked.chain), "CertificateRevoked", "Invalid"),
+        (good_emaid, "no certificate here", "NoCertificateAvailable", "Invalid"),
+        (good_emaid, pem(secc.chain), "CertChainError", "Invalid"),
+        (good_emaid, pem(other.chain), "CertChainError", "Invalid"),  # another eMAID's
+        (cancelled_emaid, pem(cancelled.chain), "ContractCancelled", "Invalid"),
+    ]
+
+    def hash_data(chain: IssuedChain) -> list[dict[str, str]]:
+        links = [chain.certificate, *chain.sub_cas, chain.root]
+        return [
+            certificate_hash_data(child, parent, responder(child))
+            for child, parent in itertools.pairwise(links)
+        ]
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC2", "ocpp2.0.1", PASSWORD) as cp,
+        ):
+            await boot201(cp)
+            for token, chain, certificate_status, token_status in cases:
+                answer = await cp.call(authorize201(token, certificate=chain))
+                assert (answer.certificate_status, answer.id_token_info["status"]) == (
+                    certificate_status,
+                    token_status,
+                ), token
+            # The station checked the chain itself and sends the OCSP data of each link.
+            for token, chain_, expected in (
+                (good_emaid, good, "Accepted"),
+                (revoked_emaid, revoked, "CertificateRevoked"),
+                (cancelled_emaid, cancelled, "ContractCancelled"),
+            ):
+                answer = await cp.call(
+                    authorize201(token, iso15118_certificate_hash_data=hash_data(chain_))
+                )
+                assert answer.certificate_status == expected, token
+            # A revoked contract is refused even though its token is registered as Accepted.
+            refused = await cp.call(
+                authorize201(revoked_emaid, iso15118_certificate_hash_data=hash_data(revoked))
+            )
+            assert refused.id_token_info["status"] == "Invalid"
+            # A serial number that is not hex breaks no schema rule but is still refused.
+            bad = hash_data(good)
+            bad[0]["serialNumber"] = "zz"
+            with pytest.raises(Exception, match="PropertyConstraintViolation"):
+                await cp.call(
+                    authorize201(good_emaid, iso15118_certificate_hash_data=bad), suppress=False
+                )
+            # Nothing the station sent before was lost: a plain token still authorizes.
+            plain = await cp.call(authorize201(good_emaid))
+            assert plain.id_token_info["status"] == "Accepted"
+
+    asyncio.run(run())
+
+
+def test_v16_plug_and_charge_data_transfer(scene: Scene) -> None:
+    harness, hierarchies = scene.harness, scene.hierarchies
+    harness.csms.add_station("PNC16", PASSWORD)
+    revoked_emaid = emaid("DEPNC16REV0KED")
+    revoked = hierarchies.issue_contract(revoked_emaid)
+    hierarchies.revoke(MO, revoked.certificate.serial_number)
+    harness.csms.add_token(revoked_emaid, token_type="eMAID")
+
+    def transfer(message_id: str, body: Any) -> c16.DataTransfer:
+        return c16.DataTransfer(vendor_id=PNC_VENDOR, message_id=message_id, data=json.dumps(body))
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC16", "ocpp1.6", PASSWORD, Station16) as cp,
+        ):
+            cp.signed = asyncio.Queue()
+            boot = await cp.call(
+                c16.BootNotification(charge_point_vendor="Acme", charge_point_model="AC22")
+            )
+            assert boot.status == "Accepted"
+            refused = await cp.call(
+                transfer(
+                    "Authorize",
+                    {
+                        "idToken": {"idToken": revoked_emaid, "type": "eMAID"},
+                        "certificate": pem(revoked.chain),
+                    },
+                )
+            )
+            assert refused.status == "Accepted"
+            assert json.loads(refused.data) == {
+                "idTokenInfo": {"status": "Invalid"},
+                "certificateStatus": "CertificateRevoked",
+            }
+            installed = await cp.call(
+                transfer(
+                    "Get15118EVCertificate",
+                    {
+                        "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+                        "action": "Install",
+                        "exiRequest": installation_request(scene.provisioning.certificate),
+                    },
+                )
+            )
+            body = json.loads(installed.data)
+            assert body["status"] == "Accepted"
+            response = CertificateInstallationResponse.from_json(decode_exi(body["exiResponse"]))
+            assert response.contract_chain[0] == scene.contract.certificate
+
+            signed = await cp.call(transfer("SignCertificate", {"csr": secc_csr("DEEVGE1PNC16")}))
+            assert json.loads(signed.data) == {"status": "Accepted"}
+            delivered = await asyncio.wait_for(cp.signed.get(), 10)
+            assert delivered["vendor_id"] == PNC_VENDOR
+            assert delivered["message_id"] == "CertificateSigned"
+            assert json.loads(delivered["data"])["certificateType"] == "V2GCertificate"
+
+            unknown = await cp.call(
+                c16.DataTransfer(vendor_id=PNC_VENDOR, message_id="Frobnicate", data="{}")
+            )
+            assert unknown.status == "UnknownMessageId"
+            # Data that is not the 2.0.1 message's JSON is a CALLERROR; the station stays on.
+            for data in ("not json", json.dumps({"idToken": "no object"})):
+                with pytest.raises(Exception, match="Violation"):
+                    await cp.call(
+                        c16.DataTransfer(vendor_id=PNC_VENDOR, message_id="Authorize", data=data),
+                        suppress=False,
+                    )
+            heartbeat = await cp.call(c16.Heartbeat())
+            assert heartbeat.current_time
+
+    asyncio.run(run())

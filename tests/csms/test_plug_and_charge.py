@@ -26,13 +26,13 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibraryStation16
 from ocpp.v16 import call as c16
 from ocpp.v16 import call_result as r16
+from ocpp.v21 import call as c21
 from ocpp.v201 import ChargePoint as LibraryStation201
 from ocpp.v201 import call as c201
 from ocpp.v201 import call_result as r201
 
 from evgi.api import create_app
 from evgi.app import open_platform
-from evgi.config import Settings
 from evgi.core import emaid_check_digit
 from evgi.csms.plug_and_charge import PNC_VENDOR, certificate_hash_data, decode_exi, encode_exi
 from evgi.pnc import (
@@ -92,12 +92,12 @@ class Scene:
 
 
 @pytest.fixture
-def scene(tmp_path: Path) -> Iterator[Scene]:
-    """A CSMS and `evgi serve`'s HTTP app on one database, the hierarchies built on it, and a
-    vehicle whose OEM published it and whose eMSP stored a contract for it in the pool."""
+def scene(tmp_path: Path, db_url: str) -> Iterator[Scene]:
+    """A CSMS and `evgi serve`'s HTTP app on one database (each backend), the hierarchies built
+    on it, and a vehicle whose OEM published it and whose eMSP stored a contract for it."""
     port = free_port()
-    harness_db = open_database(Settings(data_dir=tmp_path / "data", http_port=port).db_url)
-    harness = Harness(harness_db, tmp_path, http_port=port)
+    harness_db = open_database(db_url)
+    harness = Harness(harness_db, tmp_path, http_port=port, database_url=db_url)
     hierarchies = Hierarchies(harness.settings, harness_db)
     hierarchies.init(ECOSYSTEM)
     platform = open_platform(harness.settings)
@@ -441,5 +441,57 @@ def test_v16_plug_and_charge_data_transfer(scene: Scene) -> None:
                     )
             heartbeat = await cp.call(c16.Heartbeat())
             assert heartbeat.current_time
+
+    asyncio.run(run())
+
+
+def test_v21_installation_and_authorization(scene: Scene) -> None:
+    """2.1 runs the same blocks on its own messages."""
+    harness = scene.harness
+    harness.csms.add_station("PNC21", PASSWORD)
+    harness.csms.add_token(CONTRACT_EMAID, token_type="eMAID")
+    revoked = scene.hierarchies.issue_contract(emaid("DEPNC21REV0KED"))
+    scene.hierarchies.revoke(MO, revoked.certificate.serial_number)
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC21", "ocpp2.1", PASSWORD) as cp,
+        ):
+            boot = await cp.call(
+                c21.BootNotification(
+                    charging_station={"model": "DC50", "vendor_name": "Acme"}, reason="PowerUp"
+                )
+            )
+            assert boot.status == "Accepted"
+            installed = await cp.call(
+                c21.Get15118EVCertificate(
+                    iso_15118_schema_version="urn:iso:std:iso:15118:-20:CommonMessages",
+                    action="Install",
+                    exi_request=installation_request(scene.provisioning.certificate),
+                )
+            )
+            assert installed.status == "Accepted"
+            response = CertificateInstallationResponse.from_json(decode_exi(installed.exi_response))
+            assert response.emaid == CONTRACT_EMAID
+            token = {"id_token": CONTRACT_EMAID, "type": "eMAID"}
+            accepted = await cp.call(
+                c21.Authorize(id_token=token, certificate=pem(scene.contract.chain))
+            )
+            assert accepted.certificate_status == "Accepted"
+            assert accepted.id_token_info["status"] == "Accepted"
+            links = [revoked.certificate, *revoked.sub_cas]
+            hash_data = [
+                certificate_hash_data(child, parent, responder(child))
+                for child, parent in itertools.pairwise([*links, revoked.root])
+            ]
+            refused = await cp.call(
+                c21.Authorize(
+                    id_token={"id_token": emaid("DEPNC21REV0KED"), "type": "eMAID"},
+                    iso_15118_certificate_hash_data=hash_data,
+                )
+            )
+            assert refused.certificate_status == "CertificateRevoked"
+            assert refused.id_token_info["status"] == "Invalid"
 
     asyncio.run(run())

@@ -7,10 +7,14 @@ invoice tests: they write the CSMS's rows the way its handlers do, then price an
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from evgi.core import Account, ValidationError
@@ -28,6 +32,7 @@ from evgi.settlement import (
     parse_tariff,
     price_session,
 )
+from evgi.settlement.cdr import meter_reading
 from evgi.storage import CdrConflict, CdrStore, ChargingStore, ChargingTransaction
 from evgi.storage import MeterSample as StoredSample
 from evgi.storage.charging import StoredMeterSample
@@ -141,6 +146,8 @@ def test_cdr_carries_the_session_without_the_token(db: Engine) -> None:
     assert "04A2B3C4D5" not in canonical_json(cdr.to_json()).decode()
     signed = [mv for mv in cdr.meter_values if mv["signed"]]
     assert len(signed) == 1 and signed[0]["ocmf"] == OCMF
+    # readings as exact decimal strings: no binary float in the hashed document
+    assert [mv["value"] for mv in cdr.meter_values] == ["100000", "107500"]
     assert signed[0]["signed"].startswith('{"encodingMethod":"OCMF"')
 
 
@@ -164,6 +171,80 @@ def test_store_keeps_one_cdr_per_session(db: Engine) -> None:
         store.save(replace(cdr, total_minor=1))
     assert store.get(cdr.session_id).digest == cdr.digest()  # nothing lost
     assert [s.session_id for s in store.sessions()] == [cdr.session_id]
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (100_000.0, "100000"),
+        (-0.0, "0"),
+        (12.34, "12.34"),
+        (0.1, "0.1"),
+        (230.7, "230.7"),
+        (1.5e-7, "0.00000015"),
+        (float(2**53), "9007199254740992"),
+        (1e22, "10000000000000000000000"),
+        (None, None),
+        (math.nan, None),
+        (math.inf, None),
+    ],
+)
+def test_meter_readings_are_the_shortest_exact_decimal(value: float | None, text: str) -> None:
+    assert meter_reading(value) == text
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_meter_readings_read_back_as_the_stored_value(value: float) -> None:
+    text = meter_reading(value)
+    assert text is not None and float(Decimal(text)) == value
+    assert "e" not in text.lower()
+
+
+def test_save_many_stores_a_batch_in_the_callers_transaction(db: Engine) -> None:
+    store = CdrStore(db)
+    cdrs = [make_cdr(db, transaction_id=f"tx-{i}", energy_wh=1000 * (i + 1)) for i in range(3)]
+    with db.begin() as conn:
+        assert store.save_many(conn, cdrs) == [cdr.digest() for cdr in cdrs]
+    for cdr in cdrs:
+        stored = store.get(cdr.session_id)
+        assert stored.digest == cdr.digest() == cdr_digest(stored.document)
+        assert canonical_json(stored.document) == cdr.canonical
+    with db.begin() as conn:  # saving again changes nothing
+        assert store.save_many(conn, cdrs[1:]) == [cdr.digest() for cdr in cdrs[1:]]
+    assert len(store.sessions()) == 3
+    with pytest.raises(CdrConflict, match="already has CDR"), db.begin() as conn:
+        store.save_many(conn, [replace(cdrs[0], total_minor=1)])
+    assert store.get(cdrs[0].session_id).digest == cdrs[0].digest()
+    with db.begin() as conn:
+        assert store.save_many(conn, []) == []
+
+
+def test_a_failed_batch_stores_none_of_its_cdrs(db: Engine) -> None:
+    store = CdrStore(db)
+    first, second = (make_cdr(db, transaction_id=f"tx-{i}") for i in range(2))
+    store.save(first)
+    with pytest.raises(CdrConflict), db.begin() as conn:
+        store.save_many(conn, [second, replace(first, total_minor=1)])
+    assert [s.session_id for s in store.sessions()] == [first.session_id]
+
+
+@dataclass(frozen=True)
+class _Document:
+    session_id: str
+    station_id: str
+    stop: datetime
+    canonical: bytes
+
+    def digest(self) -> str:
+        return to_hex(keccak256(self.canonical))
+
+
+def test_a_digest_is_stored_under_one_session_only(db: Engine) -> None:
+    store = CdrStore(db)
+    store.save(_Document("CS-1/a", "CS-1", T0, b'{"a":1}'))
+    with pytest.raises(CdrConflict, match="under another session"):
+        store.save(_Document("CS-1/b", "CS-1", T0, b'{"a":1}'))
+    assert [s.session_id for s in store.sessions()] == ["CS-1/a"]
 
 
 def test_a_transaction_still_running_has_no_cdr(db: Engine) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
+from evgi.api.pki import kept_on_app
 from evgi.core.errors import EvgiError, NotFoundError, PermissionDenied, ValidationError
 from evgi.pnc import (
     CERTS_ONLY_TYPE,
@@ -62,20 +62,16 @@ from evgi.pnc import (
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-_lock = threading.Lock()
 
 
 def certificate_pools(app: FastAPI) -> CertificatePools:
     """The platform's pools, opened on first use and kept on the app."""
-    pools: CertificatePools | None = getattr(app.state, "pools", None)
-    if pools is None:
-        with _lock:
-            pools = getattr(app.state, "pools", None)
-            if pools is None:
-                platform = app.state.platform
-                pools = CertificatePools.open(platform.settings, platform.db, platform.clock)
-                app.state.pools = pools
-    return pools
+
+    def open_pools() -> CertificatePools:
+        platform = app.state.platform
+        return CertificatePools.open(platform.settings, platform.db, platform.clock)
+
+    return kept_on_app(app, "pools", open_pools)
 
 
 @asynccontextmanager
@@ -156,6 +152,8 @@ Oem = Annotated[PoolClient, Depends(_client(PoolRole.OEM))]
 Emsp = Annotated[PoolClient, Depends(_client(PoolRole.EMSP))]
 Cpo = Annotated[PoolClient, Depends(_client(PoolRole.CPO))]
 AnyClient = Annotated[PoolClient, Depends(_client(*PoolRole))]
+EmspOrOem = Annotated[PoolClient, Depends(_client(PoolRole.EMSP, PoolRole.OEM))]
+CpoOrEmsp = Annotated[PoolClient, Depends(_client(PoolRole.CPO, PoolRole.EMSP))]
 Pcid = Annotated[
     str, Path(description="provisioning certificate ID", examples=["WMIV2GPROVTEST0017"])
 ]
@@ -444,7 +442,7 @@ def store_contract(
 def list_contracts(
     pcid: Pcid,
     pools: PoolsDep,
-    _: Annotated[PoolClient, Depends(_client(PoolRole.EMSP, PoolRole.OEM))],
+    _: EmspOrOem,
 ) -> list[ContractOut]:
     contracts = _run(lambda: pools.contracts(pcid))
     default = _run(lambda: pools.default_contract(pcid))
@@ -479,7 +477,7 @@ def record_consent(pcid: Pcid, body: ConsentIn, pools: PoolsDep, client: Oem) ->
 def get_consent(
     pcid: Pcid,
     pools: PoolsDep,
-    _: Annotated[PoolClient, Depends(_client(PoolRole.EMSP, PoolRole.OEM))],
+    _: EmspOrOem,
 ) -> ConsentOut:
     consent = _run(lambda: pools.consent(pcid))
     if consent is None:
@@ -546,7 +544,7 @@ def labelled_cacerts(label: EstLabel, pools: PoolsDep) -> Response:
 async def simpleenroll(
     request: Request,
     pools: PoolsDep,
-    client: Annotated[PoolClient, Depends(_client(PoolRole.CPO, PoolRole.EMSP))],
+    client: CpoOrEmsp,
 ) -> Response:
     """A base64 PKCS#10 request (application/pkcs10) in, the certificate out: a CPO client
     enrolls with the CPO line, an eMSP with the MO line."""
@@ -559,7 +557,7 @@ async def labelled_simpleenroll(
     label: EstLabel,
     request: Request,
     pools: PoolsDep,
-    client: Annotated[PoolClient, Depends(_client(PoolRole.CPO, PoolRole.EMSP))],
+    client: CpoOrEmsp,
 ) -> Response:
     """Enroll with the `cpo` line (CPO clients) or the `mo` line (eMSP clients)."""
     wanted = PoolRole.CPO if label is EstLabel.CPO else PoolRole.EMSP

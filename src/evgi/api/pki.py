@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
@@ -16,21 +17,33 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from evgi.core.errors import NotFoundError
 from evgi.pnc import OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, Hierarchies, OcspResponder
 
-_lock = threading.Lock()
+T = TypeVar("T")
+# Re-entrant: making one service may ask for another kept the same way.
+_lock = threading.RLock()
 router = APIRouter(tags=["pki"])
+
+
+def kept_on_app(app: FastAPI, name: str, make: Callable[[], T]) -> T:
+    """`app.state.<name>`, made on first use under a lock so that concurrent first requests
+    share one instance."""
+    kept: T | None = getattr(app.state, name, None)
+    if kept is None:
+        with _lock:
+            kept = getattr(app.state, name, None)
+            if kept is None:
+                kept = make()
+                setattr(app.state, name, kept)
+    return kept
 
 
 def ocsp_responder(app: FastAPI) -> OcspResponder:
     """The platform's responder over its hierarchies, made on first use and kept on the app."""
-    responder: OcspResponder | None = getattr(app.state, "ocsp_responder", None)
-    if responder is None:
-        with _lock:
-            responder = getattr(app.state, "ocsp_responder", None)
-            if responder is None:
-                platform = app.state.platform
-                responder = OcspResponder(Hierarchies(platform.settings, platform.db))
-                app.state.ocsp_responder = responder
-    return responder
+
+    def make_responder() -> OcspResponder:
+        platform = app.state.platform
+        return OcspResponder(Hierarchies(platform.settings, platform.db))
+
+    return kept_on_app(app, "ocsp_responder", make_responder)
 
 
 def current_responder(request: Request) -> OcspResponder:

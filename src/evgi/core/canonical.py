@@ -33,9 +33,13 @@ def _plain(value: Any) -> bool:
             if not _plain_text(item):
                 return False
         elif isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str) or not _plain_text(key):
-                    return False
+            # One check over all keys at once: a key that is not a string fails the join.
+            try:
+                keys = "".join(item)
+            except TypeError:
+                return False
+            if not _plain_text(keys):
+                return False
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)

@@ -19,6 +19,7 @@ from evgi.csms.events import (
     TransactionStarted,
     TransactionUpdated,
 )
+from evgi.csms.plug_and_charge import PNC_VENDOR, PnCRefusal, decode_exi, encode_exi
 from evgi.csms.protocol import OcppVersion
 from evgi.csms.registry import StationRegistry
 from evgi.csms.server import OcppServer
@@ -26,6 +27,7 @@ from evgi.csms.system import BOOT_STATUSES, TOKEN_STATUSES, Csms, ocpp_tls
 
 __all__ = [
     "BOOT_STATUSES",
+    "PNC_VENDOR",
     "TOKEN_STATUSES",
     "AuthorizationHook",
     "AuthorizationRequest",
@@ -35,6 +37,7 @@ __all__ = [
     "MeterValuesReceived",
     "OcppServer",
     "OcppVersion",
+    "PnCRefusal",
     "Refusal",
     "SchedulePeriod",
     "StationBooted",
@@ -49,6 +52,8 @@ __all__ = [
     "TransactionUpdated",
     "UnsupportedCommand",
     "VariableRef",
+    "decode_exi",
+    "encode_exi",
     "ocpp_tls",
     "wire_body",
 ]

@@ -42,6 +42,7 @@ from evgi.csms.errors import StationCallError, UnsupportedCommand
 from evgi.csms.protocol import DIALECTS, CallFailure, OcppVersion
 from evgi.csms.schemas import Schemas, schema_error
 from evgi.pnc import (
+    OCSP_REQUEST_TYPE,
     AuthorizeCertificateStatus,
     Branch,
     CertificateError,
@@ -92,14 +93,13 @@ class ContractAuthorization:
 
 class PlugAndChargeServices:
     """The ISO 15118 PKI as the CSMS uses it: the hierarchies that sign SECC certificates,
-    the contract pool that answers installations, a chain validator asking OCSP, and an HTTP
-    client relaying stations' OCSP requests. One per CSMS (see `plug_and_charge`)."""
+    the contract pool that answers installations, and the OCSP client chains are validated
+    with. One per CSMS (see `plug_and_charge`)."""
 
     def __init__(self, settings: Settings, store: ChargingStore) -> None:
         self.pools = CertificatePools.open(settings, store.engine)
         self.hierarchies: Hierarchies = self.pools.hierarchies
         self._ocsp = OcspClient()
-        self._http = httpx.AsyncClient(timeout=OCSP_RELAY_TIMEOUT)
 
     # -- block A: the SECC certificate ------------------------------------------------------
 
@@ -147,11 +147,13 @@ class PlugAndChargeServices:
             raise PnCRefusal("InvalidURL", f"responderURL {url!r} is not an HTTP(S) URL")
         request = ocsp_request(request_data)
         try:
-            reply = await self._http.post(
-                url,
-                content=request.public_bytes(serialization.Encoding.DER),
-                headers={"Content-Type": "application/ocsp-request"},
-            )
+            # A client per relay: the CSMS may run its loops one after another.
+            async with httpx.AsyncClient(timeout=OCSP_RELAY_TIMEOUT) as http:
+                reply = await http.post(
+                    url,
+                    content=request.public_bytes(serialization.Encoding.DER),
+                    headers={"Content-Type": OCSP_REQUEST_TYPE},
+                )
             reply.raise_for_status()
             answer = ocsp.load_der_ocsp_response(reply.content)
         except (httpx.HTTPError, ValueError) as exc:
@@ -181,7 +183,7 @@ class PlugAndChargeServices:
             validator = ChainValidator.of(self.hierarchies, self._ocsp)
             verdict = validator.validate(LeafRole.CONTRACT, chain)
             log.info("contract chain", status=verdict.status, reason=verdict.reason)
-            if verdict.accepted and _compact(verdict.identifier or "") != _compact(emaid):
+            if verdict.accepted and not _same_contract(verdict.identifier or "", emaid):
                 return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
             return verdict.status
         if not hash_data:
@@ -198,7 +200,7 @@ class PlugAndChargeServices:
                 return AuthorizeCertificateStatus.CERTIFICATE_EXPIRED
             leaf = leaf or record
         assert leaf is not None  # hash_data is not empty
-        if leaf.role != LeafRole.CONTRACT.value or leaf.common_name != _compact(emaid):
+        if leaf.role != LeafRole.CONTRACT.value or not _same_contract(leaf.common_name, emaid):
             return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
         if self.hierarchies.contract_state(leaf.common_name) is ContractState.CANCELLED:
             return AuthorizeCertificateStatus.CONTRACT_CANCELLED
@@ -289,8 +291,9 @@ def _reason(code: str) -> str:
     return "".join(part.capitalize() for part in code.split("_"))
 
 
-def _compact(emaid: str) -> str:
-    return emaid.replace("-", "").upper()
+def _same_contract(emaid: str, other: str) -> bool:
+    """Whether two spellings name one eMAID: dashes, case and the check digit aside."""
+    return emaid.replace("-", "").upper()[:14] == other.replace("-", "").upper()[:14]
 
 
 # -- the use cases, one answer body each (snake_case fields of the 2.0.1 response) ----------

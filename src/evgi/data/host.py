@@ -9,7 +9,6 @@ import re
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -453,7 +452,7 @@ class DataHost:
         if grant.expires is not None:
             expires = min(expires, grant.expires)
         claims = SessionClaims(
-            uuid.uuid4().hex, accessor, request.container, role, expires, grant.via
+            secrets.token_hex(16), accessor, request.container, role, expires, grant.via
         )
         self.access.record(AccessEntry(**entry, outcome="granted", via=grant.via))
         session = Session(

@@ -10,7 +10,6 @@ expire (notAfter 99991231235959Z), because a device lives longer than any lifeti
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -18,16 +17,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from evgi.config import Settings
+from evgi.core.certificates import (
+    CA_CERTIFICATE_FILE,
+    CA_KEY_FILE,
+    certificate_builder,
+    certificate_pem,
+    read_certificate_of,
+    read_private_key,
+    write_authority_files,
+    write_identity,
+)
 from evgi.core.errors import ConfigError, ValidationError
 
 GRID_ROOT = "grid-root"
-_KEY_FILE = "ca.key.pem"
-_CERTIFICATE_FILE = "ca.pem"
 _CLOCK_SKEW = timedelta(minutes=5)
 _ROOT_LIFETIME = timedelta(days=30 * 365)
 _SERVER_LIFETIME = timedelta(days=398)
@@ -37,6 +44,8 @@ _NO_EXPIRY = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # to the AES-128-GCM suite on the same ECDHE-ECDSA key exchange.
 CSIP_CIPHER = "ECDHE-ECDSA-AES128-CCM8"
 FALLBACK_CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"
+_CA_KEY_USAGE = frozenset({"key_cert_sign", "crl_sign"})
+_DEVICE_KEY_USAGE = frozenset({"digital_signature", "key_agreement"})
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,8 @@ class GridCertificate:
 
     def write(self, directory: Path, name: str, passphrase: str = "") -> tuple[Path, Path]:
         """Write `name.pem` (certificate then issuer) and `name.key.pem` (owner-only)."""
-        if not name or "/" in name or name in (".", ".."):
-            raise ValidationError(f"{name!r} cannot name a certificate file")
-        chain, key = directory / f"{name}.pem", directory / f"{name}.key.pem"
-        _write_file(key, _private_pem(self.private_key, passphrase), 0o600)
-        _write_file(chain, (_pem(self.certificate) + _pem(self.issuer)).encode(), 0o644)
-        return chain, key
+        chain = certificate_pem(self.certificate) + certificate_pem(self.issuer)
+        return write_identity(directory, name, chain, self.private_key, passphrase)
 
 
 class GridAuthority:
@@ -70,41 +75,28 @@ class GridAuthority:
     @classmethod
     def open(cls, directory: Path, organization: str, passphrase: str = "") -> GridAuthority:
         """Load the authority in `directory`, creating it on first use."""
-        key_path, certificate_path = directory / _KEY_FILE, directory / _CERTIFICATE_FILE
+        key_path, certificate_path = directory / CA_KEY_FILE, directory / CA_CERTIFICATE_FILE
         if certificate_path.exists():
-            try:
-                key = serialization.load_pem_private_key(
-                    key_path.read_bytes(), passphrase.encode() or None
-                )
-            except (OSError, TypeError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot read the grid CA key {key_path} with the configured passphrase "
-                    f"(EVGI_KEYSTORE_PASSWORD): {exc}"
-                ) from exc
+            key = read_private_key(key_path, passphrase, "grid CA")
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ConfigError(f"the grid CA key {key_path} is not an EC key")
-            certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
-            if certificate.public_key() != key.public_key():
-                raise ConfigError(f"{certificate_path} is not the certificate of {key_path}")
-            return cls(directory, key, certificate)
+            return cls(directory, key, read_certificate_of(certificate_path, key, key_path))
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(f"{organization} IEEE 2030.5 Root CA", organization)
         now = datetime.now(UTC)
         certificate = _sign(
             subject, key.public_key(), key, subject, now - _CLOCK_SKEW, now + _ROOT_LIFETIME, True
         )
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_file(key_path, _private_pem(key, passphrase), 0o600)
-        _write_file(certificate_path, _pem(certificate).encode(), 0o644)
+        write_authority_files(directory, key, certificate, passphrase)
         return cls(directory, key, certificate)
 
     @property
     def certificate_path(self) -> Path:
-        return self.directory / _CERTIFICATE_FILE
+        return self.directory / CA_CERTIFICATE_FILE
 
     @property
     def certificate_pem(self) -> str:
-        return _pem(self.certificate)
+        return certificate_pem(self.certificate)
 
     def issue_server_certificate(self, host_names: list[str]) -> GridCertificate:
         """The 2030.5 server's certificate for localhost, 127.0.0.1 and `host_names`."""
@@ -205,39 +197,18 @@ def _sign(
     usages: tuple[x509.ObjectIdentifier, ...] = (),
     alt_names: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=not ca,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
+    builder = certificate_builder(
+        subject,
+        public_key,
+        issuer,
+        signer.public_key(),
+        not_before,
+        not_after,
+        x509.BasicConstraints(ca=ca, path_length=None),
+        _CA_KEY_USAGE if ca else _DEVICE_KEY_USAGE,
+        usages,
+        alt_names or (),
     )
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
-    if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -255,29 +226,3 @@ def _general_name(host: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         return x509.DNSName(host)
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _private_pem(key: ec.EllipticCurvePrivateKey, passphrase: str) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Through a fresh temporary file with `mode`, so a key is never readable by others."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)

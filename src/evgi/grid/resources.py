@@ -211,6 +211,10 @@ def _optional(parent: etree._Element, name: str) -> str | None:
     return None if found is None or found.text is None else found.text.strip()
 
 
+def _required_int(parent: etree._Element, name: str) -> int:
+    return _int(_required(parent, name), name)
+
+
 def _int(text: str, name: str) -> int:
     try:
         return int(text)
@@ -418,7 +422,7 @@ class EndDevice:
     @classmethod
     def from_xml(cls, root: etree._Element) -> EndDevice:
         lfdi = _optional(root, "lFDI")
-        sfdi = _int(_required(root, "sFDI"), "sFDI")
+        sfdi = _required_int(root, "sFDI")
         links = {
             etree.QName(child).localname: str(child.get("href"))
             for child in root
@@ -453,7 +457,7 @@ class Registration:
         return cls(
             str(root.get("href", "")),
             from_time(_required(root, "dateTimeRegistered")),
-            _int(_required(root, "pIN"), "pIN"),
+            _required_int(root, "pIN"),
         )
 
 
@@ -504,7 +508,7 @@ class DerProgram:
             str(root.get("href", "")),
             _required(root, "mRID"),
             _optional(root, "description") or "",
-            _int(_required(root, "primacy"), "primacy"),
+            _required_int(root, "primacy"),
             href("DERControlListLink") or "",
             href("ActiveDERControlListLink") or "",
             href("DefaultDERControlLink"),
@@ -576,9 +580,9 @@ class DerControl:
             _optional(root, "description") or "",
             from_time(_required(root, "creationTime")),
             from_time(_required(interval, "start")),
-            _int(_required(interval, "duration"), "duration"),
+            _required_int(interval, "duration"),
             _control_base_of(base),
-            _int(_required(status, "currentStatus"), "currentStatus"),
+            _required_int(status, "currentStatus"),
             from_time(_required(status, "dateTime")),
             _bool(_required(status, "potentiallySuperseded"), "potentiallySuperseded"),
             None if superseded_time is None else from_time(superseded_time),
@@ -637,19 +641,19 @@ class DerCurve:
     @classmethod
     def from_xml(cls, root: etree._Element) -> DerCurve:
         points = tuple(
-            (_int(_required(p, "xvalue"), "xvalue"), _int(_required(p, "yvalue"), "yvalue"))
+            (_required_int(p, "xvalue"), _required_int(p, "yvalue"))
             for p in root.findall(_Q + "CurveData")
         )
         return cls(
             str(root.get("href", "")),
             _required(root, "mRID"),
             _optional(root, "description") or "",
-            _int(_required(root, "curveType"), "curveType"),
+            _required_int(root, "curveType"),
             from_time(_required(root, "creationTime")),
             points,
-            _int(_required(root, "xMultiplier"), "xMultiplier"),
-            _int(_required(root, "yMultiplier"), "yMultiplier"),
-            _int(_required(root, "yRefType"), "yRefType"),
+            _required_int(root, "xMultiplier"),
+            _required_int(root, "yMultiplier"),
+            _required_int(root, "yRefType"),
         )
 
 
@@ -761,7 +765,7 @@ class MirrorMeterReading:
             reading = Reading(
                 _int(value or "", "Reading.value"),
                 None if period is None else from_time(_required(period, "start")),
-                None if period is None else _int(_required(period, "duration"), "duration"),
+                None if period is None else _required_int(period, "duration"),
             )
         reading_type = _child(root, "ReadingType")
         uom = None if reading_type is None else _optional(reading_type, "uom")
@@ -805,8 +809,8 @@ class MirrorUsagePoint:
             _optional(root, "description") or "",
             _required(root, "deviceLFDI").upper(),
             _required(root, "roleFlags"),
-            _int(_required(root, "serviceCategoryKind"), "serviceCategoryKind"),
-            _int(_required(root, "status"), "status"),
+            _required_int(root, "serviceCategoryKind"),
+            _required_int(root, "status"),
             tuple(
                 MirrorMeterReading.from_xml(node)
                 for node in root.findall(_Q + "MirrorMeterReading")
@@ -837,13 +841,13 @@ class Subscription:
 
     @classmethod
     def from_xml(cls, root: etree._Element) -> Subscription:
-        encoding = _int(_required(root, "encoding"), "encoding")
+        encoding = _required_int(root, "encoding")
         if encoding != 0:
             raise DocumentError("only encoding 0 (application/sep+xml) is served")
         return cls(
             _required(root, "subscribedResource"),
             _required(root, "notificationURI"),
-            _int(_required(root, "limit"), "limit"),
+            _required_int(root, "limit"),
             _required(root, "level"),
             root.get("href"),
         )
@@ -896,11 +900,11 @@ class LogEvent:
     def from_xml(cls, root: etree._Element) -> LogEvent:
         return cls(
             from_time(_required(root, "createdDateTime")),
-            _int(_required(root, "functionSet"), "functionSet"),
-            _int(_required(root, "logEventCode"), "logEventCode"),
-            _int(_required(root, "logEventID"), "logEventID"),
-            _int(_required(root, "logEventPEN"), "logEventPEN"),
-            _int(_required(root, "profileID"), "profileID"),
+            _required_int(root, "functionSet"),
+            _required_int(root, "logEventCode"),
+            _required_int(root, "logEventID"),
+            _required_int(root, "logEventPEN"),
+            _required_int(root, "profileID"),
             _optional(root, "details"),
             root.get("href"),
         )

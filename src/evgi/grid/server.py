@@ -95,9 +95,13 @@ Resource = Callable[[Call], Reply]
 class CsipServer:
     """The 2030.5 resources over one database; `start` serves them on HTTPS with mTLS."""
 
-    def __init__(self, settings: Settings, db: Engine, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, db: Engine, clock: Clock, poll_rate_s: int = 900
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        # How often devices re-read their programs (DeviceCapability pollRate).
+        self.poll_rate_s = poll_rate_s
         self.store = GridStore(db)
         self.programs = DerPrograms(self.store, clock)
         self.schema = None if settings.grid_schema is None else Schema(settings.grid_schema)
@@ -221,7 +225,8 @@ class CsipServer:
     # -- function set assignments, time, devices -----------------------------------------------
 
     def device_capability(self, call: Call) -> Reply:
-        return Reply(document=DeviceCapability("/dcap", "/tm", "/edev", "/mup").to_xml())
+        capability = DeviceCapability("/dcap", "/tm", "/edev", "/mup", self.poll_rate_s)
+        return Reply(document=capability.to_xml())
 
     def time(self, call: Call) -> Reply:
         return Reply(document=time_document("/tm", self.clock.now()))

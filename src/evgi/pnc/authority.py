@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,14 +28,23 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from evgi.config import Settings
+from evgi.core import certificates
+from evgi.core.certificates import (
+    CA_CERTIFICATE_FILE,
+    CA_KEY_FILE,
+    certificate_builder,
+    certificate_pem,
+    read_certificate_of,
+    read_private_key,
+    write_authority_files,
+    write_file,
+)
 from evgi.core.errors import ConfigError, ValidationError
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed448.Ed448PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed448.Ed448PublicKey
 
 CSMS_ROOT = "csms-root"
-_KEY_FILE = "ca.key.pem"
-_CERTIFICATE_FILE = "ca.pem"
 _REVOKED_FILE = "revoked.json"
 # A station whose clock runs a little behind still accepts a certificate issued just now.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -50,17 +58,6 @@ KEY_ALGORITHMS: dict[str, ec.EllipticCurve | None] = {
     "ed448": None,
 }
 _MIN_RSA_BITS = 2048
-_KEY_USAGES = (
-    "digital_signature",
-    "content_commitment",
-    "key_encipherment",
-    "data_encipherment",
-    "key_agreement",
-    "key_cert_sign",
-    "crl_sign",
-    "encipher_only",
-    "decipher_only",
-)
 # asn1crypto says non_repudiation where cryptography (and X.509 since 2000) says content_commitment.
 _ASN1_KEY_USAGE = {"non_repudiation": "content_commitment"}
 
@@ -136,7 +133,7 @@ class RevocationFile:
                 }
                 for entry in revocations.values()
             }
-            _write_file(self.path, json.dumps(body, indent=2).encode(), 0o644)
+            write_file(self.path, json.dumps(body, indent=2).encode(), 0o644)
         return revocations[serial_number]
 
     def revocation(self, serial_number: int) -> Revocation | None:
@@ -168,7 +165,7 @@ class IssuedCertificate:
 
     def chain_pem(self) -> str:
         """Leaf first, then the issuing CA: what CertificateSigned carries and TLS presents."""
-        return _pem(self.certificate) + _pem(self.issuer)
+        return certificate_pem(self.certificate) + certificate_pem(self.issuer)
 
     def write(self, directory: Path, name: str, passphrase: str = "") -> tuple[Path, Path]:
         """Write `name.pem` (the chain) and `name.key.pem` (owner-only, encrypted if a
@@ -183,12 +180,7 @@ def write_identity(
     encrypted if a passphrase is given); return both paths."""
     if private_key is None:
         raise ValidationError("this certificate was signed from a CSR: its key is not here")
-    if not name or "/" in name or name in (".", ".."):
-        raise ValidationError(f"{name!r} cannot name a certificate file")
-    chain_path, key_path = directory / f"{name}.pem", directory / f"{name}.key.pem"
-    _write_file(key_path, _private_pem(private_key, passphrase), 0o600)
-    _write_file(chain_path, chain_pem.encode(), 0o644)
-    return chain_path, key_path
+    return certificates.write_identity(directory, name, chain_pem, private_key, passphrase)
 
 
 @dataclass(frozen=True)
@@ -292,7 +284,7 @@ class CertificateAuthority:
     ) -> CertificateAuthority:
         """A new CA written to `directory`: self-signed unless `parent` signs it (a sub-CA,
         whose certificate then carries the parent's revocation URLs)."""
-        if (directory / _CERTIFICATE_FILE).exists():
+        if (directory / CA_CERTIFICATE_FILE).exists():
             raise ConfigError(f"a CA already exists in {directory}")
         key = generate_key(key_algorithm)
         if parent is None:
@@ -308,9 +300,7 @@ class CertificateAuthority:
             )
         else:
             certificate = parent.issue(subject, profile, key.public_key()).certificate
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_file(directory / _KEY_FILE, _private_pem(key, passphrase), 0o600)
-        _write_file(directory / _CERTIFICATE_FILE, _pem(certificate).encode(), 0o644)
+        write_authority_files(directory, key, certificate, passphrase)
         return cls(directory, key, certificate)
 
     @classmethod
@@ -321,23 +311,13 @@ class CertificateAuthority:
         revocations: Revocations | None = None,
         urls: RevocationUrls | None = None,
     ) -> CertificateAuthority:
-        key_path, certificate_path = directory / _KEY_FILE, directory / _CERTIFICATE_FILE
+        key_path, certificate_path = directory / CA_KEY_FILE, directory / CA_CERTIFICATE_FILE
         if not key_path.exists() or not certificate_path.exists():
             raise ConfigError(f"no CA key and certificate in {directory}")
-        try:
-            key = serialization.load_pem_private_key(
-                key_path.read_bytes(), passphrase.encode() or None
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot read the CA key {key_path} with the configured passphrase "
-                f"(EVGI_KEYSTORE_PASSWORD): {exc}"
-            ) from exc
+        key = read_private_key(key_path, passphrase, "CA")
         if not isinstance(key, PrivateKey):
             raise ConfigError(f"the CA key {key_path} is neither EC, Ed448 nor RSA")
-        certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
-        if certificate.public_key() != key.public_key():
-            raise ConfigError(f"{certificate_path} is not the certificate of {key_path}")
+        certificate = read_certificate_of(certificate_path, key, key_path)
         return cls(directory, key, certificate, revocations, urls)
 
     @classmethod
@@ -345,17 +325,17 @@ class CertificateAuthority:
         cls, directory: Path, subject: x509.Name, passphrase: str = ""
     ) -> CertificateAuthority:
         """Load the CA in `directory`, creating it on first use."""
-        if (directory / _CERTIFICATE_FILE).exists():
+        if (directory / CA_CERTIFICATE_FILE).exists():
             return cls.load(directory, passphrase)
         return cls.create(directory, subject, passphrase)
 
     @property
     def certificate_path(self) -> Path:
-        return self.directory / _CERTIFICATE_FILE
+        return self.directory / CA_CERTIFICATE_FILE
 
     @property
     def certificate_pem(self) -> str:
-        return _pem(self.certificate)
+        return certificate_pem(self.certificate)
 
     @property
     def organization(self) -> str:
@@ -555,33 +535,18 @@ def _sign(
     alt_names: Sequence[x509.GeneralName] = (),
     urls: RevocationUrls | None = None,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length), critical=True
-        )
-        .add_extension(
-            x509.KeyUsage(**{name: name in profile.key_usage for name in _KEY_USAGES}),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
+    builder = certificate_builder(
+        subject,
+        public_key,
+        issuer,
+        signer.public_key(),
+        not_before,
+        not_after,
+        x509.BasicConstraints(ca=profile.ca, path_length=profile.path_length),
+        profile.key_usage,
+        profile.extended_key_usage,
+        alt_names,
     )
-    if profile.extended_key_usage:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(profile.extended_key_usage), critical=False
-        )
-    if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     if profile.ocsp_no_check:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     elif urls is not None:
@@ -617,33 +582,6 @@ def _general_name(host: str) -> x509.GeneralName:
                 f"host name {host!r} must be an IP address or an ASCII DNS name"
             ) from None
         return x509.DNSName(host)
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _private_pem(key: PrivateKey, passphrase: str) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write through a fresh temporary file with `mode`, so no reader sees half a file and a
-    key is never readable by others, even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
 
 
 def _now() -> datetime:

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import Engine
 
 from evgi.config import Settings
+from evgi.core.certificates import certificate_pem
 from evgi.core.errors import ConfigError, NotFoundError
 from evgi.core.identifiers import validate_emaid, validate_pcid
 from evgi.pnc.authority import (
@@ -201,7 +202,7 @@ class IssuedChain:
         return [self.certificate, *self.sub_cas]
 
     def chain_pem(self) -> str:
-        return "".join(_pem(c) for c in self.chain)
+        return "".join(certificate_pem(c) for c in self.chain)
 
     def write(self, directory: Path, name: str, passphrase: str = "") -> tuple[Path, Path]:
         """Write `name.pem` (leaf and sub-CAs) and `name.key.pem`; return both paths."""
@@ -602,10 +603,6 @@ def _authority(record: AuthorityRecord) -> Authority:
         record.key_algorithm,
         x509.load_der_x509_certificate(record.certificate),
     )
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _now() -> datetime:

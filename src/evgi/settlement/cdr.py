@@ -96,7 +96,7 @@ def meter_reading(value: float | None) -> str | None:
         return None
     if value.is_integer() and abs(value) < _EXACT_INTEGER:
         return str(int(value))
-    return format(Decimal(repr(value)), "f")
+    return format(Decimal(repr(value)).normalize(), "f")  # "1e+22" -> "1E+22" -> digits
 
 
 def meter_value_json(stored: StoredMeterSample) -> dict[str, Any]:

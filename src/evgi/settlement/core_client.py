@@ -27,8 +27,9 @@ Rules, in the order a session meets them:
   ledger refuses a second settlement of an escrow, so nothing is ever paid twice.
 
 Events are queued to one worker thread that drains the queue into batches: a batch's escrows go
-to the ledger in one `submit_many` (one block on the local engine) and its rows in one database
-transaction, so throughput grows with load instead of paying a commit per session.
+to the ledger in one `submit_many` (one block on the local engine); its transactions and meter
+values are read in one query each, and its CDRs and rows written in one database transaction, so
+throughput grows with load instead of paying a commit or a query per session.
 """
 
 from __future__ import annotations

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from functools import cache, partial
+from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -67,6 +67,8 @@ _REPORT_ORDER = (FLAT, ENERGY, TIME, PARKING_TIME)
 # Volume units (Wh, s) per priced unit (kWh, hour); FLAT is priced per session.
 _PER_PRICED_UNIT = {ENERGY: 1000, TIME: 3600, PARKING_TIME: 3600, FLAT: 1}
 _US = 10**6  # the clock's resolution: datetimes carry microseconds
+_ONE_US = timedelta(microseconds=1)
+_ZERO = Fraction(0)
 
 
 class PriceLimit(StrEnum):
@@ -161,28 +163,36 @@ class _Timeline:
         ]
         self._times = [r.at for r in self.readings]
         self.charging = [(self.offset(i.start), self.offset(i.end)) for i in charging]
-        self._base = self._register(Fraction(0))
+        self._base = self._register(_ZERO)
+        self._energy: dict[Fraction, Fraction] = {}
 
     def offset(self, at: datetime) -> Fraction:
-        return Fraction((at - self.origin) // timedelta(microseconds=1), _US)
+        return Fraction((at - self.origin) // _ONE_US, _US)
 
     def instant(self, offset: Fraction) -> datetime:
-        return self.origin + timedelta(microseconds=math.floor(offset * _US))
+        # floor(offset * _US) in integers
+        return self.origin + timedelta(microseconds=offset.numerator * _US // offset.denominator)
 
     def _register(self, t: Fraction) -> Fraction:
         """Energy register at t: linear between readings, held outside them."""
         if not self.readings:
-            return Fraction(0)
+            return _ZERO
         i = bisect_right(self._times, t)
         if i == 0:
             return self.readings[0].energy_wh
         if i == len(self.readings):
             return self.readings[-1].energy_wh
         a, b = self.readings[i - 1], self.readings[i]
+        if a.at == t:
+            return a.energy_wh  # most cuts are readings
         return a.energy_wh + (b.energy_wh - a.energy_wh) * (t - a.at) / (b.at - a.at)
 
     def energy(self, t: Fraction) -> Fraction:
-        return self._register(t) - self._base
+        """Delivered since the start; kept per instant, as each cut bounds two pieces."""
+        known = self._energy.get(t)
+        if known is None:
+            known = self._energy[t] = self._register(t) - self._base
+        return known
 
     def _power(self, t: Fraction) -> Fraction | None:
         i = bisect_right(self._times, t) - 1
@@ -215,13 +225,13 @@ class _Timeline:
         """What [a, b) consumed: reserved time is TIME; otherwise charging time or parking time."""
         duration = b - a
         if self.reservation is not None:
-            return {ENERGY: Fraction(0), TIME: duration, PARKING_TIME: Fraction(0)}
+            return {ENERGY: _ZERO, TIME: duration, PARKING_TIME: _ZERO}
         mid = (a + b) / 2
         charging = any(start <= mid < end for start, end in self.charging)
         return {
             ENERGY: self.energy(b) - self.energy(a),
-            TIME: duration if charging else Fraction(0),
-            PARKING_TIME: Fraction(0) if charging else duration,
+            TIME: duration if charging else _ZERO,
+            PARKING_TIME: _ZERO if charging else duration,
         }
 
     def cuts(self, tariff: Tariff) -> list[Fraction]:
@@ -298,17 +308,16 @@ def _candidates(tariff: Tariff) -> _Candidates:
 
 
 def _applicable(
-    options: list[_Option],
-    reservation: ReservationRestrictionType | None,
-    moment: Callable[[], Moment],
+    options: list[_Option], reservation: ReservationRestrictionType | None, moment: Moment | None
 ) -> tuple[int, PriceComponent] | None:
-    """The first option that applies; the moment is only asked for by a restricted option."""
+    """The first option that applies; `moment` is None only when no option is restricted."""
     for index, restrictions, component in options:
-        if (
-            unrestricted_match(reservation)
-            if restrictions is None
-            else restrictions_match(restrictions, moment())
-        ):
+        if restrictions is None:
+            applies = unrestricted_match(reservation)
+        else:
+            assert moment is not None
+            applies = restrictions_match(restrictions, moment)
+        if applies:
             return index, component
     return None
 
@@ -318,8 +327,10 @@ def _bill(tariff: Tariff, timeline: _Timeline) -> list[_Use]:
     uses: list[_Use] = []
     latest: dict[TariffDimensionType, _Use] = {}
     reservation = timeline.reservation
+    # Without restrictions no element needs to know the moment, the costly part of a piece.
+    restricted = any(element.restrictions is not None for element in tariff.elements)
     for a, b in pairwise(timeline.cuts(tariff)):
-        moment = cache(partial(timeline.moment, (a + b) / 2))
+        moment = timeline.moment((a + b) / 2) if restricted else None
         if FLAT not in latest:
             flat = _applicable(candidates[FLAT], reservation, moment)
             if flat is not None:
@@ -354,21 +365,29 @@ def _apply_step_sizes(uses: list[_Use], latest: dict[TariffDimensionType, _Use])
         last.volume += math.ceil(total / step) * step - total
 
 
+@lru_cache(maxsize=1024)
+def _exact(value: Decimal) -> Fraction:
+    """A tariff's decimal as a fraction, converted once per distinct value (prices and VAT
+    rates are few)."""
+    return Fraction(value)
+
+
 def _amounts(use: _Use) -> tuple[Fraction, Fraction]:
-    excl = use.volume * Fraction(use.component.price) / _PER_PRICED_UNIT[use.dimension]
+    excl = use.volume * _exact(use.component.price) / _PER_PRICED_UNIT[use.dimension]
     vat = use.component.vat
-    return excl, excl if vat is None else excl * (100 + Fraction(vat)) / 100
+    return excl, excl if vat is None else excl * (100 + _exact(vat)) / 100
 
 
 def _money(currency: str, amount: Fraction) -> Money:
     """Half-up (ties away from zero) to the currency's minor unit: the one rounding step."""
-    scaled = amount * 10 ** MINOR_UNITS[currency]
-    whole = math.floor(abs(scaled) + Fraction(1, 2))
-    return Money(currency, whole if scaled >= 0 else -whole)
+    n, d = abs(amount.numerator) * 10 ** MINOR_UNITS[currency], amount.denominator
+    whole = (2 * n + d) // (2 * d)  # floor(|amount| * 10^minor + 1/2), in integers
+    return Money(currency, whole if amount.numerator >= 0 else -whole)
 
 
 def _volume(value: Fraction) -> Decimal:
-    thousandths = math.floor(value * 1000 + Fraction(1, 2))
+    # floor(value * 1000 + 1/2) in integers: Python's // floors, and denominators are positive
+    thousandths = (2000 * value.numerator + value.denominator) // (2 * value.denominator)
     return Decimal(thousandths).scaleb(-3)
 
 

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # no screen on servers and CI
 import matplotlib.pyplot as plt
 from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
 
 
 @dataclass
@@ -47,6 +48,26 @@ def bar_plot(title: str, labels: list[str], values: list[float], ylabel: str) ->
     axes.set_title(title)
     axes.set_ylabel(ylabel)
     axes.tick_params(axis="x", labelrotation=30)
+    return _encoded(figure, title)
+
+
+def line_plot(
+    title: str, labels: list[str], series: dict[str, list[float]], ylabel: str, ticks: int = 12
+) -> Plot:
+    """Time series sharing one x axis of labels, at most `ticks` of them written out."""
+    figure, axes = plt.subplots(figsize=(7, 3.2), dpi=110)
+    for name, values in series.items():
+        axes.plot(labels, values, label=name, linewidth=1.2)
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.set_xticks(labels[:: max(len(labels) // ticks, 1)])
+    axes.tick_params(axis="x", labelrotation=30)
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return _encoded(figure, title)
+
+
+def _encoded(figure: Figure, title: str) -> Plot:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -26,8 +26,10 @@ from evgi.identity import (
 )
 from evgi.sim.charging import ChargingPart
 from evgi.sim.data_sharing import DataSharingPart
+from evgi.sim.plug_and_charge import PlugAndChargePart
 from evgi.sim.report import Report, Section, bar_plot
 from evgi.sim.settlement import SettlementPart, SettlementReportPart
+from evgi.sim.v2g import V2gPart
 
 ONE_YEAR = 365 * 86400
 
@@ -360,6 +362,8 @@ PARTS: list[Callable[[FoundationScenario], ScenarioPart]] = [
     SettlementPart,  # wallets and tariffs before the drivers charge
     ChargingPart,
     SettlementReportPart,
+    PlugAndChargePart,  # after settlement has stopped following the CSMS's transactions
+    V2gPart,
     DataSharingPart,
 ]
 

@@ -151,21 +151,19 @@ class CdrStore:
 
     def save(self, cdr: CdrDocument) -> StoredCdr:
         """Keep `cdr` in its own transaction (see `save_many`) and return it as stored."""
-        try:
-            with self.engine.begin() as conn:
-                self.save_many(conn, [cdr])
-        except sqlalchemy.exc.IntegrityError:
-            pass  # just stored by another writer, or its digest is another session's: see below
-        row = self._row(cdr.session_id)
-        digest = cdr.digest()
-        if row is None:
-            raise CdrConflict(f"CDR {digest} is already stored under another session")
-        stored = _stored(row)
-        if stored.digest != digest:
-            raise CdrConflict(
-                f"session {cdr.session_id} already has CDR {stored.digest}; refusing {digest}"
-            )
-        return stored
+        for retry in (False, True):
+            try:
+                with self.engine.begin() as conn:
+                    self.save_many(conn, [cdr])
+                break
+            except sqlalchemy.exc.IntegrityError as exc:
+                # Another writer stored this session's CDR meanwhile (the retry compares it),
+                # or the digest is another session's (the retry fails again).
+                if retry:
+                    raise CdrConflict(
+                        f"CDR {cdr.digest()} is already stored under another session"
+                    ) from exc
+        return self.get(cdr.session_id)
 
     def save_many(self, conn: Connection, cdrs: Sequence[CdrDocument]) -> list[str]:
         """Keep `cdrs` in the caller's transaction, one statement for the new ones, and return

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Engine,
     ForeignKey,
     Index,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.storage.models import Base, SerialKey, UtcDateTime
+from evgi.storage.rows import insert_numbered, upsert
 
 
 class GridDeviceRow(Base):
@@ -225,8 +227,7 @@ class GridStore:
             )
 
     def device(self, lfdi: str) -> Row[Any] | None:
-        with self.db.connect() as conn:
-            return conn.execute(select(GRID_DEVICES).where(GRID_DEVICES.c.lfdi == lfdi)).first()
+        return self._first(GRID_DEVICES, GRID_DEVICES.c.lfdi, lfdi)
 
     def devices(self) -> list[Row[Any]]:
         with self.db.connect() as conn:
@@ -246,10 +247,7 @@ class GridStore:
 
     # programs, controls, curves
     def add_program(self, values: dict[str, Any]) -> int:
-        with self.db.begin() as conn:
-            key = conn.execute(insert(GRID_PROGRAMS).values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self._add(GRID_PROGRAMS, values)
 
     def programs(self) -> list[Row[Any]]:
         with self.db.connect() as conn:
@@ -261,13 +259,10 @@ class GridStore:
 
     def program(self, key: int | str) -> Row[Any] | None:
         """A program by id or by mRID."""
-        column = GRID_PROGRAMS.c.id if isinstance(key, int) else GRID_PROGRAMS.c.mrid
-        with self.db.connect() as conn:
-            return conn.execute(select(GRID_PROGRAMS).where(column == key)).first()
+        return self._by_id_or_mrid(GRID_PROGRAMS, key)
 
     def add_control(self, values: dict[str, Any]) -> None:
-        with self.db.begin() as conn:
-            conn.execute(insert(GRID_CONTROLS).values(**values))
+        self._add(GRID_CONTROLS, values)
 
     def controls(self, program_id: int | None = None) -> list[Row[Any]]:
         """Controls joined with their program's primacy and mRID, of one program or all."""
@@ -304,35 +299,21 @@ class GridStore:
             return int(row[0] or 0), row[1]
 
     def add_curve(self, values: dict[str, Any]) -> None:
-        with self.db.begin() as conn:
-            conn.execute(insert(GRID_CURVES).values(**values))
+        self._add(GRID_CURVES, values)
 
     def curves(self, program_id: int) -> list[Row[Any]]:
-        with self.db.connect() as conn:
-            return list(
-                conn.execute(
-                    select(GRID_CURVES)
-                    .where(GRID_CURVES.c.program_id == program_id)
-                    .order_by(GRID_CURVES.c.id)
-                )
-            )
+        return self._rows(GRID_CURVES, program_id=program_id)
 
     # what devices report
     def put_document(self, lfdi: str, kind: str, body: str, now: datetime) -> bool:
         """Store a device's DER document; True when it replaced an earlier one."""
         with self.db.begin() as conn:
-            replaced = conn.execute(
-                update(GRID_DEVICE_DOCUMENTS)
-                .where(GRID_DEVICE_DOCUMENTS.c.lfdi == lfdi, GRID_DEVICE_DOCUMENTS.c.kind == kind)
-                .values(body=body, updated_at=now)
-            ).rowcount
-            if not replaced:
-                conn.execute(
-                    insert(GRID_DEVICE_DOCUMENTS).values(
-                        lfdi=lfdi, kind=kind, body=body, updated_at=now
-                    )
-                )
-            return bool(replaced)
+            return upsert(
+                conn,
+                GRID_DEVICE_DOCUMENTS,
+                {"lfdi": lfdi, "kind": kind},
+                {"body": body, "updated_at": now},
+            )
 
     def documents(self, lfdi: str) -> dict[str, Row[Any]]:
         with self.db.connect() as conn:
@@ -342,44 +323,20 @@ class GridStore:
             return {row.kind: row for row in rows}
 
     def add_response(self, values: dict[str, Any]) -> int:
-        with self.db.begin() as conn:
-            key = conn.execute(insert(GRID_RESPONSES).values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self._add(GRID_RESPONSES, values)
 
     def responses(self, subject: str | None = None, lfdi: str | None = None) -> list[Row[Any]]:
-        query = select(GRID_RESPONSES).order_by(GRID_RESPONSES.c.id)
-        if subject is not None:
-            query = query.where(GRID_RESPONSES.c.subject == subject)
-        if lfdi is not None:
-            query = query.where(GRID_RESPONSES.c.lfdi == lfdi)
-        with self.db.connect() as conn:
-            return list(conn.execute(query))
+        return self._rows(GRID_RESPONSES, subject=subject, lfdi=lfdi)
 
     def add_usage_point(self, values: dict[str, Any]) -> int:
-        with self.db.begin() as conn:
-            key = conn.execute(
-                insert(GRID_MIRROR_USAGE_POINTS).values(**values)
-            ).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self._add(GRID_MIRROR_USAGE_POINTS, values)
 
     def usage_points(self, lfdi: str) -> list[Row[Any]]:
-        with self.db.connect() as conn:
-            return list(
-                conn.execute(
-                    select(GRID_MIRROR_USAGE_POINTS)
-                    .where(GRID_MIRROR_USAGE_POINTS.c.lfdi == lfdi)
-                    .order_by(GRID_MIRROR_USAGE_POINTS.c.id)
-                )
-            )
+        return self._rows(GRID_MIRROR_USAGE_POINTS, lfdi=lfdi)
 
     def usage_point(self, key: int | str) -> Row[Any] | None:
         """A mirror usage point by id or by mRID."""
-        table = GRID_MIRROR_USAGE_POINTS
-        column = table.c.id if isinstance(key, int) else table.c.mrid
-        with self.db.connect() as conn:
-            return conn.execute(select(table).where(column == key)).first()
+        return self._by_id_or_mrid(GRID_MIRROR_USAGE_POINTS, key)
 
     def add_readings(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -400,32 +357,34 @@ class GridStore:
             )
 
     def add_subscription(self, values: dict[str, Any]) -> int:
-        with self.db.begin() as conn:
-            key = conn.execute(insert(GRID_SUBSCRIPTIONS).values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self._add(GRID_SUBSCRIPTIONS, values)
 
     def subscriptions(self, lfdi: str | None = None, resource: str | None = None) -> list[Row[Any]]:
-        query = select(GRID_SUBSCRIPTIONS).order_by(GRID_SUBSCRIPTIONS.c.id)
-        if lfdi is not None:
-            query = query.where(GRID_SUBSCRIPTIONS.c.lfdi == lfdi)
-        if resource is not None:
-            query = query.where(GRID_SUBSCRIPTIONS.c.resource == resource)
-        with self.db.connect() as conn:
-            return list(conn.execute(query))
+        return self._rows(GRID_SUBSCRIPTIONS, lfdi=lfdi, resource=resource)
 
     def add_log_event(self, values: dict[str, Any]) -> int:
-        with self.db.begin() as conn:
-            key = conn.execute(insert(GRID_LOG_EVENTS).values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self._add(GRID_LOG_EVENTS, values)
 
     def log_events(self, lfdi: str) -> list[Row[Any]]:
+        return self._rows(GRID_LOG_EVENTS, lfdi=lfdi)
+
+    def _add(self, table: Table, values: dict[str, Any]) -> int:
+        """Insert one row in a transaction of its own; its serial key."""
+        with self.db.begin() as conn:
+            return insert_numbered(conn, table, values)
+
+    def _first(self, table: Table, column: Column[Any], value: object) -> Row[Any] | None:
         with self.db.connect() as conn:
-            return list(
-                conn.execute(
-                    select(GRID_LOG_EVENTS)
-                    .where(GRID_LOG_EVENTS.c.lfdi == lfdi)
-                    .order_by(GRID_LOG_EVENTS.c.id)
-                )
-            )
+            return conn.execute(select(table).where(column == value)).first()
+
+    def _by_id_or_mrid(self, table: Table, key: int | str) -> Row[Any] | None:
+        return self._first(table, table.c.id if isinstance(key, int) else table.c.mrid, key)
+
+    def _rows(self, table: Table, **filters: object) -> list[Row[Any]]:
+        """The rows matching every filter given (None matches all), oldest first."""
+        query = select(table).order_by(table.c.id)
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(table.c[name] == value)
+        with self.db.connect() as conn:
+            return list(conn.execute(query))

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Index, LargeBinary, String, Table, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.storage.models import Base, UtcDateTime
+from evgi.storage.rows import upsert
 
 
 class PkiAuthorityRow(Base):
@@ -160,17 +161,12 @@ class PkiStore:
 
     def set_contract(self, emaid: str, authority: str, state: str, at: datetime) -> None:
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(PKI_CONTRACTS)
-                .where(PKI_CONTRACTS.c.emaid == emaid)
-                .values(authority=authority, state=state, updated_at=at)
-            ).rowcount
-            if not changed:
-                conn.execute(
-                    insert(PKI_CONTRACTS).values(
-                        emaid=emaid, authority=authority, state=state, updated_at=at
-                    )
-                )
+            upsert(
+                conn,
+                PKI_CONTRACTS,
+                {"emaid": emaid},
+                {"authority": authority, "state": state, "updated_at": at},
+            )
 
     def contract_state(self, emaid: str) -> str | None:
         with self.engine.connect() as conn:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.storage.models import Base, UtcDateTime
+from evgi.storage.rows import upsert
 
 
 class PoolClientRow(Base):
@@ -99,6 +100,8 @@ POOL_ROOTS = cast(Table, PoolRootRow.__table__)
 POOL_PROVISIONING = cast(Table, PoolProvisioningRow.__table__)
 POOL_CONTRACTS = cast(Table, PoolContractRow.__table__)
 POOL_CONSENTS = cast(Table, PoolConsentRow.__table__)
+# What a PoolClient shows of its row: never the token's hash.
+_CLIENT_FIELDS = (POOL_CLIENTS.c.name, POOL_CLIENTS.c.role, POOL_CLIENTS.c.created_at)
 
 
 @dataclass(frozen=True)
@@ -169,19 +172,13 @@ class PoolStore:
     def client_by_token(self, token_hash: str) -> PoolClient | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(POOL_CLIENTS.c.name, POOL_CLIENTS.c.role, POOL_CLIENTS.c.created_at).where(
-                    POOL_CLIENTS.c.token_hash == token_hash
-                )
+                select(*_CLIENT_FIELDS).where(POOL_CLIENTS.c.token_hash == token_hash)
             ).first()
         return None if row is None else PoolClient(*row)
 
     def clients(self) -> list[PoolClient]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    POOL_CLIENTS.c.name, POOL_CLIENTS.c.role, POOL_CLIENTS.c.created_at
-                ).order_by(POOL_CLIENTS.c.name)
-            )
+            rows = conn.execute(select(*_CLIENT_FIELDS).order_by(POOL_CLIENTS.c.name))
             return [PoolClient(*row) for row in rows]
 
     # -- root certificate pool -------------------------------------------------------------
@@ -224,13 +221,7 @@ class PoolStore:
     def put_provisioning(self, record: StoredProvisioning) -> None:
         values = {**record.__dict__, "chain": compact_json(list(record.chain))}
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(POOL_PROVISIONING)
-                .where(POOL_PROVISIONING.c.pcid == record.pcid)
-                .values(**values)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(POOL_PROVISIONING).values(**values))
+            upsert(conn, POOL_PROVISIONING, {"pcid": record.pcid}, values)
 
     def provisioning(self, pcid: str) -> StoredProvisioning | None:
         with self.engine.connect() as conn:
@@ -254,13 +245,7 @@ class PoolStore:
     def put_contract(self, record: StoredContract) -> None:
         values = {**record.__dict__, "signed_data": compact_json(record.signed_data)}
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(POOL_CONTRACTS)
-                .where(POOL_CONTRACTS.c.pcid == record.pcid, POOL_CONTRACTS.c.emaid == record.emaid)
-                .values(**values)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(POOL_CONTRACTS).values(**values))
+            upsert(conn, POOL_CONTRACTS, {"pcid": record.pcid, "emaid": record.emaid}, values)
 
     def contracts(self, pcid: str) -> list[StoredContract]:
         """A vehicle's contracts, highest priority (lowest number) first."""
@@ -290,13 +275,7 @@ class PoolStore:
 
     def record_consent(self, consent: Consent) -> None:
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(POOL_CONSENTS)
-                .where(POOL_CONSENTS.c.pcid == consent.pcid)
-                .values(**consent.__dict__)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(POOL_CONSENTS).values(**consent.__dict__))
+            upsert(conn, POOL_CONSENTS, {"pcid": consent.pcid}, consent.__dict__)
 
     def consent(self, pcid: str) -> Consent | None:
         with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from evgi.csms.plug_and_charge import PnCRefusal, decode_exi, encode_exi
+from evgi.csms import PnCRefusal, decode_exi, encode_exi
 from evgi.pnc import (
     CertificateInstallationResponse,
     ContractKey,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ocpp.v16 import call, call_result, datatypes
 
-from evgi.csms.plug_and_charge import PNC_VENDOR
+from evgi.csms import PNC_VENDOR
 from evgi.sim.stations.authorization import Verdict
 from evgi.sim.stations.charging_profile import ChargingProfile, Period, Purpose
 from evgi.sim.stations.connector import Evse, Reservation

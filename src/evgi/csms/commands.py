@@ -21,7 +21,9 @@ from evgi.csms.charge_point import VariableRef
 from evgi.csms.connection import to_snake_case
 from evgi.csms.errors import UnsupportedCommand
 from evgi.csms.plug_and_charge import certificate_command
+from evgi.csms.protocol import OcppVersion
 from evgi.csms.registry import StationRegistry
+from evgi.csms.v21.bidirectional import Bidirectional, EvChargingNeeds
 from evgi.storage.charging import ChargingStore
 
 
@@ -141,6 +143,34 @@ class Commands:
         self, station_id: str, evse_id: int, duration: int, unit: str | None = None
     ) -> Any:
         return await self._registry.get(station_id).composite_schedule(evse_id, duration, unit)
+
+    def version(self, station_id: str) -> OcppVersion:
+        """The OCPP version the connected station speaks."""
+        return self._registry.get(station_id).dialect.version
+
+    def _bidirectional(self, station_id: str) -> Bidirectional:
+        charge_point = self._registry.get(station_id)
+        if not isinstance(charge_point, Bidirectional):
+            version = charge_point.dialect.version.value
+            raise UnsupportedCommand(f"{version} has no bidirectional power transfer")
+        return charge_point
+
+    def ev_charging_needs(self, station_id: str, evse_id: int) -> EvChargingNeeds | None:
+        """2.1: the latest NotifyEVChargingNeeds of the EV at the EVSE, on this connection."""
+        return self._bidirectional(station_id).charging_needs.get(evse_id)
+
+    async def set_der_control(
+        self,
+        station_id: str,
+        control_id: str,
+        control_type: str,
+        settings: dict[str, Any],
+        is_default: bool = False,
+    ) -> Any:
+        """2.1 SetDERControl; `settings` holds the control's own field, camelCase."""
+        return await self._bidirectional(station_id).set_der_control(
+            control_id, control_type, is_default, settings
+        )
 
     async def reserve(
         self,

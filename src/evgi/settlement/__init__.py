@@ -20,6 +20,7 @@ from evgi.settlement.dynamic_tariff import (
     tariff_from_day_ahead,
     tariff_from_time_bands,
 )
+from evgi.settlement.export_payment import ExportPayment, ExportPayments, exported_wh
 from evgi.settlement.invoice import Invoice, build_invoice
 from evgi.settlement.price_quote import (
     LockedTariff,
@@ -72,6 +73,8 @@ __all__ = [
     "EnergySourceCategory",
     "EnvironmentalImpact",
     "EnvironmentalImpactCategory",
+    "ExportPayment",
+    "ExportPayments",
     "HistoryEntry",
     "Interval",
     "InvalidTariff",
@@ -100,6 +103,7 @@ __all__ = [
     "build_invoice",
     "cdr_digest",
     "escrow_id_of",
+    "exported_wh",
     "id_token_digest",
     "parse_tariff",
     "price_expired_reservation",

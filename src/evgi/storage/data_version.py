@@ -48,9 +48,12 @@ class DataVersion:
         self._cursor.fetchone()
         self._cursor.execute("PRAGMA journal_mode")
         mode = str(self._cursor.fetchone()[0]).lower()
+        # In exclusive locking mode the WAL index lives in private memory, not in the file.
+        self._cursor.execute("PRAGMA locking_mode")
+        mode += "/" + str(self._cursor.fetchone()[0]).lower()
         self._cursor.execute("PRAGMA database_list")
         files = {row[1]: row[2] for row in self._cursor.fetchall()}
-        if mode != "wal" or not files.get("main"):
+        if mode != "wal/normal" or not files.get("main"):
             return None
         try:
             with Path(f"{files['main']}-shm").open("rb") as shm:

@@ -25,6 +25,7 @@ from evgi.v2g.schedule import (
     reachable_wh,
     soc_at_departure,
 )
+from evgi.v2g.station_commands import Period, Sent, StationCommands, Target
 
 __all__ = [
     "BIDIRECTIONAL_MODES",
@@ -41,9 +42,13 @@ __all__ = [
     "Fleet",
     "Grid",
     "LinearProgram",
+    "Period",
     "Plan",
     "ProgramOperator",
     "Refusal",
+    "Sent",
+    "StationCommands",
+    "Target",
     "V2gRegister",
     "Vehicle",
     "VehicleStates",

@@ -44,7 +44,7 @@ def share(
         up_sum = np.bincount(groups, up, minlength=size)
         down_sum = np.bincount(groups, down, minlength=size)
     wanted = setpoint - idle_sum
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # clipped to [0, 1]
         raise_by = np.where(up_sum > 0, np.clip(wanted / up_sum, 0.0, 1.0), 0.0)
         lower_by = np.where(down_sum > 0, np.clip(-wanted / down_sum, 0.0, 1.0), 0.0)
     index = np.zeros(idle.shape[0], dtype=np.intp) if groups is None else groups

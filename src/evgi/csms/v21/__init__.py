@@ -1,4 +1,4 @@
-"""OCPP 2.1: the 2.0.1 functional blocks on 2.1's messages.
+"""OCPP 2.1: the 2.0.1 functional blocks on 2.1's messages, plus bidirectional power transfer.
 
 Any 2.1 action without a handler here is answered with CALLERROR NotImplemented by the link
 (`evgi.csms.connection`), never dropped.
@@ -6,10 +6,11 @@ Any 2.1 action without a handler here is answered with CALLERROR NotImplemented 
 
 from evgi.csms import v201
 from evgi.csms.protocol import DIALECTS, OcppVersion
+from evgi.csms.v21.bidirectional import Bidirectional, DerAlarm, EvChargingNeeds
 
 
-class ChargePoint(v201.ChargePoint):
+class ChargePoint(Bidirectional, v201.ChargePoint):
     dialect = DIALECTS[OcppVersion.V21]
 
 
-__all__ = ["ChargePoint"]
+__all__ = ["ChargePoint", "DerAlarm", "EvChargingNeeds"]

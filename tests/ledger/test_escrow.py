@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from evgi.core import Account, NonceError
 from evgi.core.clock import SimulatedClock
@@ -207,6 +207,38 @@ def test_open_is_refused_when_duplicate_unfunded_or_empty(
     assert not unknown.ok and "no token USD" in unknown.error
     assert ledger.query("escrow", "get", escrow_id="s2") is None
     assert (balance(ledger, driver), escrowed(ledger)) == (9_000, 1_000)
+    check_supply(ledger)
+
+
+def test_a_block_reads_its_new_escrows_in_one_query(
+    ledger: LocalLedger, db: Engine, driver: Submitter, cpo: Submitter, operator: Submitter
+) -> None:
+    """A new escrow's record is in no cache: a block fetches all its escrows' records together
+    rather than one round trip each, and still refuses an id that an earlier block opened."""
+    ledger.submit(open_tx(driver, "s0", cpo, operator, 10)).raise_for_status()
+    fresh = open_local_ledger(db, CHAIN_ID)  # a second process: nothing cached
+    payer = Submitter(fresh, driver.account)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "ledger_state" in statement:
+            statements.append(statement)
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        receipts = fresh.submit_many(
+            [open_tx(payer, f"s{i}", cpo, operator, 10) for i in range(30)]
+            + [settle_tx(Submitter(fresh, operator.account), "s7", 5, 1)]
+        )
+    finally:
+        event.remove(db, "before_cursor_execute", count)
+        fresh.close()
+    assert not receipts[0].ok and receipts[0].error == "escrow s0 already exists"
+    assert all(r.ok for r in receipts[1:])
+    assert len(statements) < 10  # the fetch, then one read per other key (nonces, balances)
+    ledger.head()  # catch up with the block the other ledger wrote
+    assert ledger.query("escrow", "get", escrow_id="s7")["state"] == "settled"
+    assert ledger.verify().ok
     check_supply(ledger)
 
 

@@ -8,7 +8,7 @@ a killed process loses nothing committed and leaves nothing half applied.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,13 +26,14 @@ from evgi.ledger.audit import AuditReport, audit_history
 from evgi.ledger.block import BlockHeader, Genesis, writes_root
 from evgi.ledger.proof import TransactionProof
 from evgi.ledger.receipt import Receipt
-from evgi.ledger.state import account_nonce, execute_block, run_query
+from evgi.ledger.state import account_nonce, block_reads, execute_block, run_query
 from evgi.ledger.transaction import SignedTransaction, Transaction
 from evgi.storage.models import BLOCKS as _BLOCKS
 from evgi.storage.models import STATE as _STATE
 from evgi.storage.models import TRANSACTIONS as _TXS
 
 _PARALLEL_THRESHOLD = 64
+_FETCH_CHUNK = 500  # keys per query, within every SQLite build's bound on parameters
 
 
 def has_genesis(db: Engine) -> bool:
@@ -70,6 +71,20 @@ class _CommittedState:
                 self.cache[key] = value
         return value
 
+    def fetch(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Committed values of the keys not cached, a few queries for all; absent ones are None."""
+        missing = [key for key in keys if key not in self.cache]
+        values: dict[str, Any] = dict.fromkeys(missing)
+        if missing:
+            with self.db.connect() as conn:
+                for start in range(0, len(missing), _FETCH_CHUNK):
+                    chunk = missing[start : start + _FETCH_CHUNK]
+                    rows = conn.execute(
+                        select(_STATE.c.key, _STATE.c.value).where(_STATE.c.key.in_(chunk))
+                    )
+                    values.update((key, parse_json(raw)) for key, raw in rows)
+        return values
+
     def scan(self, prefix: str) -> dict[str, Any]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.db.connect() as conn:
@@ -89,6 +104,26 @@ class _CommittedState:
         with self.lock:
             self.cache.clear()
             self.generation += 1
+
+
+class _BlockReads:
+    """Committed state as one block reads it: the keys fetched up front, others through the cache.
+
+    Lives only while the block executes (under the write lock), so what it holds cannot go stale.
+    """
+
+    def __init__(self, state: _CommittedState, fetched: dict[str, Any]) -> None:
+        self.state = state
+        self.fetched = fetched
+
+    def get(self, key: str) -> Any:
+        try:
+            return self.fetched[key]
+        except KeyError:
+            return self.state.get(key)
+
+    def scan(self, prefix: str) -> dict[str, Any]:
+        return self.state.scan(prefix)
 
 
 class LocalLedger:
@@ -294,9 +329,8 @@ class LocalLedger:
                     self._head = self._read_head()
                 height = self._head.height + 1
                 timestamp = max(self._head.timestamp, unix_seconds(self._clock.now()))
-                execution = execute_block(
-                    self._state, transactions, height, timestamp, self.chain_id
-                )
+                reads = _BlockReads(self._state, self._state.fetch(block_reads(transactions)))
+                execution = execute_block(reads, transactions, height, timestamp, self.chain_id)
                 header = BlockHeader(
                     height=height,
                     prev_hash=self._head.compute_hash(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from evgi.core.canonical import canonical_json, parse_json
@@ -52,11 +53,12 @@ class SignedTransaction:
     encoded: bytes
     signature: bytes
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
+        """Computed once: a block needs it to execute, to root and to store the transaction."""
         return keccak256(self.encoded + self.signature)
 
-    @property
+    @cached_property
     def hash_hex(self) -> str:
         return to_hex(self.hash)
 

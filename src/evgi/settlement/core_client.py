@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from evgi.config import Settings
+from evgi.core.batches import take_batch
 from evgi.core.clock import Clock
 from evgi.core.digest import keccak256
 from evgi.core.errors import NotFoundError, ValidationError
@@ -368,17 +369,10 @@ class CoreClient:
                 first = _SWEEP
             if first is None:
                 return
-            batch = [] if first is _SWEEP else [first]
-            stop = False
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            # A sweep wake-up found the queue empty: nothing to batch, only the timeout rule.
+            batch, stop = (
+                ([], False) if first is _SWEEP else take_batch(self._queue, first, self.batch_size)
+            )
             self._handle(batch)
             now = self.clock.now()
             if (now - last_sweep).total_seconds() >= self.sweep_interval:

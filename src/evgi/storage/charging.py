@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
+from evgi.core.batches import take_batch
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.core.units import energy_between
@@ -636,17 +637,7 @@ class ChargingStore:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self._batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            batch, stop = take_batch(self._queue, first, self._batch_size)
             self._commit(batch)
             if stop:
                 return

@@ -11,9 +11,12 @@ from contextlib import contextmanager
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from evgi.api import create_app
-from evgi.api.data import HotPath
+from evgi.api.data import HotRoutes
+from evgi.api.hot_path import HotPath
+from evgi.api.pki import OcspRoutes
 from evgi.app import Platform
 from evgi.csms import Csms, ocpp_tls
 from evgi.grid import CsipServer
@@ -34,13 +37,18 @@ def run(platform: Platform) -> None:
         runner.run(serve(platform))
 
 
+def front(app: FastAPI) -> HotPath:
+    """`app` behind the front that answers the data exchanges' and OCSP's hot routes."""
+    return HotPath(app, [HotRoutes(app, "/data"), OcspRoutes(app, "/pki")])
+
+
 async def serve(platform: Platform) -> None:
     """Run until cancelled (Ctrl-C or SIGTERM); each service logs where it listens."""
     settings = platform.settings
     csms = Csms(settings, platform.db, platform.bus, platform.clock)
     http = uvicorn.Server(
         uvicorn.Config(
-            HotPath(create_app(platform, csms), "/data"),
+            front(create_app(platform, csms)),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -80,7 +88,7 @@ async def serve(platform: Platform) -> None:
 
 
 @contextmanager
-def http_in_background(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def http_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve `app` on `port` (a free one if 0) in a thread, for scenarios that drive the HTTP
     API in-process; yields the base URL and stops the server (running its shutdown) when the
     block ends."""

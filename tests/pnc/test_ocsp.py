@@ -1,35 +1,61 @@
 """The OCSP responder and CRLs under /pki, over real HTTP: good, revoked and unknown answers,
 nonces, delegated and CA signers, refusals in OCSP's own terms, and OpenSSL's OCSP client
-against a running `evgi serve`."""
+against a running `evgi serve`. Each test runs against the FastAPI routes and against the front
+`evgi serve` answers OCSP with, which must answer the same."""
 
 from __future__ import annotations
 
 import base64
+import http.server
 import shutil
 import subprocess
-from datetime import UTC, datetime
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
+from evgi.api import create_app
+from evgi.app import open_platform
+from evgi.config import Settings
 from evgi.pnc import (
     CertificateStatus,
     Hierarchies,
     LeafRole,
     OcspClient,
+    OcspError,
     iso15118_name,
 )
 from evgi.pnc.hierarchy import LEAF_PROFILES
+from evgi.service import front, http_in_background
 from tests.cli_runner import run_evgi
 from tests.service_runner import running_service
 
 MO = "mo-t-mo-2"
 EMAID = "DEABC123456789"
+
+
+@pytest.fixture(params=["routes", "front"])
+def pki_server(
+    request: pytest.FixtureRequest, pki_settings: Settings, hierarchies: Hierarchies
+) -> Iterator[str]:
+    """The /pki routes on the port the AIA and CRL URLs point at: FastAPI's alone, or behind
+    the front `evgi serve` runs."""
+    platform = open_platform(pki_settings)
+    app = create_app(platform)
+    try:
+        served = front(app) if request.param == "front" else app
+        with http_in_background(served, port=pki_settings.http_port) as url:
+            yield url
+    finally:
+        platform.close()
 
 
 def _request(certificate: x509.Certificate, issuer: x509.Certificate, nonce: bytes) -> bytes:
@@ -191,3 +217,84 @@ def test_openssl_ocsp_against_evgi_serve(tmp_path: Path) -> None:
         assert revoked.returncode == 0, revoked.stderr
         out = ask(base, "mo-a-mo-2", "leaf.pem", "sub2.pem", signer)
         assert "leaf.pem: revoked" in out
+
+
+def test_client_reconnects_and_refuses_what_is_not_an_answer(
+    hierarchies: Hierarchies, pki_server: str
+) -> None:
+    issued = hierarchies.issue_contract(EMAID, mo=MO)
+    client = OcspClient(timeout=5)
+    try:
+        assert client.status(issued.certificate, issued.sub_cas[0]).status is (
+            CertificateStatus.GOOD
+        )
+        # The kept-alive connection is gone (as when the responder drops an idle one): the next
+        # question opens a new one.
+        client.close()
+        assert client.status(issued.sub_cas[0], issued.sub_cas[1]).status is (
+            CertificateStatus.GOOD
+        )
+    finally:
+        client.close()
+
+
+class _NotOcsp(http.server.BaseHTTPRequestHandler):
+    """Answers every GET under /missing/ with a 404, and any other with a 200 whose body is not
+    an OCSP response."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"not an OCSP response"
+        self.send_response(404 if self.path.startswith("/missing/") else 200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _naming_responder(url: str) -> x509.Certificate:
+    """A self-signed certificate whose AIA names `url` as its OCSP responder."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "stub")])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url)
+                    )
+                ]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_client_refuses_http_errors_and_non_answers() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotOcsp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    client = OcspClient(timeout=5)
+    try:
+        for where, message in (("missing", "HTTP 404"), ("garbage", "no OCSP answer")):
+            certificate = _naming_responder(f"{base}/{where}")
+            with pytest.raises(OcspError, match=message):
+                client.status(certificate, certificate)
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        thread.join()

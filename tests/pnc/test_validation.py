@@ -4,6 +4,7 @@ knows, with revocation asked over HTTP from the running OCSP responder."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,6 +116,23 @@ def test_revoked_via_ocsp(hierarchies: Hierarchies, validator: ChainValidator) -
     verdict = validator.validate(LeafRole.PROVISIONING, other.chain)
     assert verdict.status is Status.CERTIFICATE_REVOKED
     assert "OEM Sub-CA 2" in verdict.message
+
+
+def test_threads_share_a_validator_and_see_revocations_at_once(
+    hierarchies: Hierarchies, validator: ChainValidator
+) -> None:
+    """One validator and client for several threads, each on its own kept-alive connection: a
+    revocation shows in every thread's next check."""
+    chains = [hierarchies.issue_contract(f"DEABC12345678{n}", mo=MO) for n in range(4)]
+
+    def verdicts() -> list[Status]:
+        with ThreadPoolExecutor(4) as pool:
+            found = pool.map(lambda c: validator.validate(LeafRole.CONTRACT, c.chain), chains * 3)
+            return [verdict.status for verdict in found]
+
+    assert set(verdicts()) == {Status.ACCEPTED}
+    hierarchies.revoke("mo-t-mo-1", chains[0].sub_cas[0].serial_number)
+    assert set(verdicts()) == {Status.CERTIFICATE_REVOKED}
 
 
 def test_no_answer_from_the_responder_is_a_chain_error(hierarchies: Hierarchies) -> None:

@@ -1,7 +1,7 @@
 """HTTP routes of the data host under /data: bootstrap certificates, containers, Access Session
 Setup (unlock), session reads and writes, and the owners' access log.
 
-Unlock and read are the hot path of every data exchange: `evgi serve` answers them in `HotPath`,
+Unlock and read are the hot path of every data exchange: `evgi serve` answers them in `HotRoutes`,
 ahead of FastAPI, and the routes here document them (the models are what the OpenAPI document
 shows). Their checks are short and CPU-bound, so they run on the event loop rather than pay for
 a thread hop.
@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
+from evgi.api.hot_path import HotAnswer, header, read_body
 from evgi.app import GENESIS_KEY
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import EvgiError, ValidationError
@@ -321,14 +322,11 @@ def access_log(
     )
 
 
-class HotPath:
-    """The ASGI application `evgi serve` runs: unlock and record reads are answered here, and
-    everything else goes on to the FastAPI app.
-
-    They are the two requests of every data exchange, and FastAPI's middleware and its matching
-    of the path against every route of every router cost more than their checks do. The routes
-    declared above document them (OpenAPI) and serve them where the app runs without this
-    (in-process scenarios); both call `unlock_answer` and `records_answer`.
+class HotRoutes:
+    """Unlock and record reads, the two requests of every data exchange, as routes of the front
+    `evgi serve` runs ahead of FastAPI (`evgi.api.hot_path.HotPath`). The routes declared above
+    document them and serve them without the front; both call `unlock_answer` and
+    `records_answer`.
     """
 
     def __init__(self, app: FastAPI, prefix: str) -> None:
@@ -336,64 +334,29 @@ class HotPath:
         self._unlock = f"{prefix}/unlock"
         self._containers = f"{prefix}/containers/"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            path: str = scope["path"]
-            method: str = scope["method"]
-            if method == "POST" and path == self._unlock:
-                body = await _body(receive, MAX_UNLOCK_BYTES)
-                await _respond(send, *unlock_answer(data_host(self.app), body))
-                return
-            container_id = path[len(self._containers) : -len("/records")]
-            if (
-                method == "GET"
-                and path.startswith(self._containers)
-                and path.endswith("/records")
-                and container_id
-                and "/" not in container_id
-            ):
-                authorization = None
-                for name, value in scope["headers"]:
-                    if name == b"authorization":
-                        authorization = value.decode("latin-1")
-                query = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
-                answer = records_answer(
+    async def __call__(self, scope: Scope, receive: Receive) -> HotAnswer | None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "POST" and path == self._unlock:
+            body = await read_body(receive, MAX_UNLOCK_BYTES)
+            return HotAnswer(*unlock_answer(data_host(self.app), body))
+        container_id = path[len(self._containers) : -len("/records")]
+        if (
+            method == "GET"
+            and path.startswith(self._containers)
+            and path.endswith("/records")
+            and container_id
+            and "/" not in container_id
+        ):
+            query_string: bytes = scope["query_string"]
+            query = dict(parse_qsl(query_string.decode("latin-1"), True)) if query_string else {}
+            return HotAnswer(
+                *records_answer(
                     data_host(self.app),
                     container_id,
-                    authorization,
+                    header(scope, b"authorization"),
                     query.get("after"),
                     query.get("limit"),
                 )
-                await _respond(send, *answer)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _body(receive: Receive, limit: int) -> bytes:
-    """The request's body, or its first `limit` + 1 bytes (enough to refuse it as too long)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk: bytes = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            )
+        return None

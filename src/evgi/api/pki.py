@@ -1,6 +1,12 @@
 """HTTP routes of the Plug & Charge PKI under /pki: each CA's OCSP responder (RFC 6960, POST
 and GET forms), its CRL and its certificate, where the AIA and CRL distribution points of the
-certificates it issued point."""
+certificates it issued point.
+
+Every Plug & Charge authorization asks OCSP about each certificate of its chain, so `evgi serve`
+answers the OCSP requests in `OcspRoutes`, ahead of FastAPI; the routes here document them and
+serve them without that front. An answer is a short indexed read and one signature, so it runs
+on the event loop rather than pay for a thread hop.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,15 @@ from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from starlette.types import Receive, Scope
 
+from evgi.api.hot_path import HotAnswer, header, read_body
 from evgi.core.errors import NotFoundError
 from evgi.pnc import OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, Hierarchies, OcspResponder
 
 T = TypeVar("T")
+# Far above a request about one certificate (about 100 bytes), with room for a signed one.
+MAX_OCSP_REQUEST_BYTES = 16 * 1024
 # Re-entrant: making one service may ask for another kept the same way.
 _lock = threading.RLock()
 router = APIRouter(tags=["pki"])
@@ -57,11 +67,24 @@ def _ocsp(body: bytes) -> Response:
     return Response(body, media_type=OCSP_RESPONSE_TYPE)
 
 
+def _is_ocsp_request(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip() == OCSP_REQUEST_TYPE
+
+
+def _from_path(encoded: str) -> bytes:
+    """The DER request of the GET form, base64- then URL-encoded (RFC 6960 A.1); b"" when it
+    is not, which the responder answers with malformedRequest."""
+    try:
+        return base64.b64decode(unquote(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 @router.post("/ocsp/{ca}", response_class=Response)
 async def ocsp_post(ca: str, request: Request, responder: ResponderDep) -> Response:
     """An OCSP request in the body (application/ocsp-request); malformed ones get the
     protocol's own malformedRequest answer."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != OCSP_REQUEST_TYPE:
+    if not _is_ocsp_request(request.headers.get("content-type")):
         raise HTTPException(415, f"send the OCSP request as {OCSP_REQUEST_TYPE}")
     return _ocsp(responder.respond(ca, await request.body()))
 
@@ -69,11 +92,35 @@ async def ocsp_post(ca: str, request: Request, responder: ResponderDep) -> Respo
 @router.get("/ocsp/{ca}/{encoded:path}", response_class=Response)
 def ocsp_get(ca: str, encoded: str, responder: ResponderDep) -> Response:
     """The GET form: the DER request base64- then URL-encoded in the path (RFC 6960 A.1)."""
-    try:
-        der = base64.b64decode(unquote(encoded), validate=True)
-    except (binascii.Error, ValueError):
-        der = b""
-    return _ocsp(responder.respond(ca, der))
+    return _ocsp(responder.respond(ca, _from_path(encoded)))
+
+
+class OcspRoutes:
+    """`ocsp_post` and `ocsp_get` as routes of the front `evgi serve` runs ahead of FastAPI
+    (`evgi.api.hot_path.HotPath`). A POST of another content type is left to `ocsp_post`,
+    which refuses it."""
+
+    def __init__(self, app: FastAPI, prefix: str) -> None:
+        self.app = app
+        self._ocsp = f"{prefix}/ocsp/"
+
+    async def __call__(self, scope: Scope, receive: Receive) -> HotAnswer | None:
+        path: str = scope["path"]
+        if not path.startswith(self._ocsp):
+            return None
+        ca, slash, encoded = path[len(self._ocsp) :].partition("/")
+        method: str = scope["method"]
+        if not ca:
+            return None
+        if method == "GET" and encoded:
+            der = _from_path(encoded)
+        elif method == "POST" and not slash and _is_ocsp_request(header(scope, b"content-type")):
+            der = await read_body(receive, MAX_OCSP_REQUEST_BYTES)
+            if len(der) > MAX_OCSP_REQUEST_BYTES:
+                der = b""
+        else:
+            return None
+        return HotAnswer(200, ocsp_responder(self.app).respond(ca, der), OCSP_RESPONSE_TYPE)
 
 
 @router.get("/crl/{ca}.crl", response_class=Response)

@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -27,7 +26,7 @@ from evgi.core.errors import ValidationError
 from evgi.core.identifiers import validate_emaid, validate_pcid
 from evgi.pnc.authority import CertificateDetails, CertificateError, common_name, load_certificate
 from evgi.pnc.hierarchy import ContractState, Hierarchies, Iso15118, LeafRole
-from evgi.pnc.ocsp import CertificateStatus, OcspAnswer, OcspError
+from evgi.pnc.ocsp import CertificateStatus, OcspAnswer, OcspError, signed_by
 
 MAX_SUB_CAS = 2
 
@@ -182,7 +181,7 @@ class ChainValidator:
         """The trust anchor that signed `details`."""
         certificate = details.certificate
         for candidate in self._anchors.get(certificate.issuer.public_bytes(), []):
-            if _signed_by(certificate, candidate):
+            if signed_by(certificate, candidate):
                 return candidate
         return None
 
@@ -262,16 +261,6 @@ def _parsed(der: bytes) -> CertificateDetails:
     return load_certificate(der)
 
 
-@functools.lru_cache(maxsize=4096)
-def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """Whether `parent`'s key signed `child`: a fact of the two certificates, kept once known."""
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _size_limit(leaf: x509.Certificate) -> int:
     """-2's limit for a P-256 chain, -20's for P-521 and Ed448 ones."""
     key = leaf.public_key()
@@ -289,7 +278,7 @@ def _check_links(path: Sequence[CertificateDetails]) -> None:
                 f"{_label(child)} names issuer {child.certificate.issuer.rfc4514_string()}, "
                 f"not the next certificate {_label(parent)}",
             )
-        if not _signed_by(child.certificate, parent.certificate):
+        if not signed_by(child.certificate, parent.certificate):
             raise _Refused(
                 _Status.SIGNATURE_ERROR,
                 "signature",

@@ -9,7 +9,6 @@ a thread hop.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -21,25 +20,17 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope
 
 from evgi.api.hot_path import HotAnswer, header, read_body
+from evgi.api.platform import kept_on_app
 from evgi.app import GENESIS_KEY
 from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import EvgiError, ValidationError
 from evgi.data import DataHost, DataType
 from evgi.permissions import Reason, Refusal, UnlockRequest, UnlockResponse
 
-_lock = threading.Lock()
-
 
 def data_host(app: FastAPI) -> DataHost:
     """The platform's data host, opened on first use and kept on the app."""
-    host: DataHost | None = getattr(app.state, "data_host", None)
-    if host is None:
-        with _lock:
-            host = getattr(app.state, "data_host", None)
-            if host is None:
-                host = DataHost.open(app.state.platform, GENESIS_KEY)
-                app.state.data_host = host
-    return host
+    return kept_on_app(app, "data_host", lambda: DataHost.open(app.state.platform, GENESIS_KEY))
 
 
 @asynccontextmanager

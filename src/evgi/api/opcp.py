@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
-from evgi.api.pki import kept_on_app
+from evgi.api.platform import kept_on_app
 from evgi.core.errors import EvgiError, NotFoundError, PermissionDenied, ValidationError
 from evgi.pnc import (
     CERTS_ONLY_TYPE,

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
@@ -22,28 +20,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from starlette.types import Receive, Scope
 
 from evgi.api.hot_path import HotAnswer, header, read_body
+from evgi.api.platform import kept_on_app
 from evgi.core.errors import NotFoundError
 from evgi.pnc import OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, Hierarchies, OcspResponder
 
-T = TypeVar("T")
 # Far above a request about one certificate (about 100 bytes), with room for a signed one.
 MAX_OCSP_REQUEST_BYTES = 16 * 1024
 # Re-entrant: making one service may ask for another kept the same way.
-_lock = threading.RLock()
 router = APIRouter(tags=["pki"])
-
-
-def kept_on_app(app: FastAPI, name: str, make: Callable[[], T]) -> T:
-    """`app.state.<name>`, made on first use under a lock so that concurrent first requests
-    share one instance."""
-    kept: T | None = getattr(app.state, name, None)
-    if kept is None:
-        with _lock:
-            kept = getattr(app.state, name, None)
-            if kept is None:
-                kept = make()
-                setattr(app.state, name, kept)
-    return kept
 
 
 def ocsp_responder(app: FastAPI) -> OcspResponder:

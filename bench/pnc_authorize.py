@@ -19,7 +19,11 @@ authorizations in flight, each thread starting the next as soon as one is answer
 capacity in authorizations/s) and paced (`--rate` authorizations/s due at a steady interval,
 served by the same threads; latency counts from when an authorization was due, so falling
 behind is not excused by waiting to start). The machine's other load moves the figures: run it
-several times.
+several times. The CPU each authorization of the saturated load cost the validating process and
+the responder moves far less with it, and is what to compare between versions.
+
+The validating process settles its heap after start-up as `evgi serve` does
+(`evgi.service.settle_heap`), so that full collections do not walk what lives as long as it.
 
 Prints one JSON line to stdout; progress goes to stderr.
 """
@@ -60,6 +64,7 @@ from evgi.pnc import (
     OcspClient,
     RootSpec,
 )
+from evgi.service import settle_heap
 from evgi.storage import open_database
 
 ECOSYSTEM = (
@@ -82,8 +87,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(folder: Path, port: int) -> Iterator[str]:
-    """`evgi serve` on `folder`'s data, answering /pki on `port`."""
+def _serve(folder: Path, port: int) -> Iterator[int]:
+    """`evgi serve` on `folder`'s data, answering /pki on `port`; yields its process id."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVGI_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "evgi", "--data-dir", "data", "serve", "--port", str(port),
@@ -102,7 +107,7 @@ def _serve(folder: Path, port: int) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("evgi serve did not start")
             time.sleep(0.2)
-        yield base
+        yield process.pid
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -113,6 +118,15 @@ def _serve(folder: Path, port: int) -> Iterator[str]:
 
 
 Authorize = Callable[[IssuedChain], None]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU process `pid` has used (Linux's /proc), None where it cannot say."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _figures(latencies: list[float], elapsed: float) -> dict[str, Any]:
@@ -171,14 +185,22 @@ def _pace(
 
 
 def _measure(name: str, chains: Sequence[IssuedChain], authorize: Authorize,
-             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+             args: argparse.Namespace, responder: int) -> dict[str, Any]:  # fmt: skip
+    """Both loads; and the CPU milliseconds an authorization of the saturated load cost this
+    process and the responder's (process id `responder`)."""
     warm, rest = chains[: args.warmup], chains[args.warmup :]
     saturated, paced = rest[: args.saturated], rest[args.saturated :]
     _saturate(warm, authorize, args.concurrency)
-    result = {
-        "saturated": _saturate(saturated, authorize, args.concurrency),
-        "paced": _pace(paced, authorize, args.concurrency, args.rate),
+    validator_before, responder_before = time.process_time(), _cpu_seconds(responder)
+    result: dict[str, Any] = {"saturated": _saturate(saturated, authorize, args.concurrency)}
+    validator_after, responder_after = time.process_time(), _cpu_seconds(responder)
+    result["cpu_ms_per_authorization"] = {
+        "validator": round((validator_after - validator_before) * 1000 / len(saturated), 3),
+        "responder": None
+        if responder_before is None or responder_after is None
+        else round((responder_after - responder_before) * 1000 / len(saturated), 3),
     }
+    result["paced"] = _pace(paced, authorize, args.concurrency, args.rate)
     _log(f"{name}: {result}")
     return result
 
@@ -212,7 +234,7 @@ def main() -> None:
         chains = [hierarchies.issue_contract(f"DEBEN{index:09d}") for index in range(count)]
         root = chains[0].root
 
-        with _serve(folder, port):
+        with _serve(folder, port) as responder:
             ocsp = OcspClient()
             validator = ChainValidator.of(hierarchies, ocsp)
 
@@ -239,8 +261,9 @@ def main() -> None:
                 )
                 asyncio.run(validator.async_validate_usage({"digital_signature"}))
 
-            evgi = _measure("evgi", chains, evgi_authorize, args)
-            peer = _measure("pyhanko-certvalidator", chains, peer_authorize, args)
+            settle_heap()
+            evgi = _measure("evgi", chains, evgi_authorize, args, responder)
+            peer = _measure("pyhanko-certvalidator", chains, peer_authorize, args, responder)
             ocsp.close()
         engine.dispose()
 

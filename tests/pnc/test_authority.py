@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -25,6 +27,7 @@ from evgi.pnc import (
     load_certificate,
     subject_name,
 )
+from evgi.pnc.ocsp import verify_signature
 from tests.cli_runner import run_evgi
 
 QA_CERTS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "iso15118-qa-certs"
@@ -229,6 +232,48 @@ def test_lenient_loader_reads_every_iso15118_test_certificate() -> None:
     for child, parent in itertools.pairwise(chain):
         read[child].certificate.verify_directly_issued_by(read[parent].certificate)
         assert read[child].authority_key_identifier == read[parent].subject_key_identifier
+
+
+def test_both_readers_of_extensions_agree() -> None:
+    """`load_certificate` reads the extensions with `cryptography` where it can, and with
+    asn1crypto where it refuses them: on every test certificate both can read, they agree."""
+    if not QA_CERTS.is_dir():
+        pytest.skip(f"the shared ISO 15118 test certificates are not at {QA_CERTS}")
+    compared = 0
+    for path in sorted(QA_CERTS.glob("*.der")):
+        details = load_certificate(path.read_bytes())
+        try:
+            _ = details.certificate.extensions
+        except ValueError:
+            continue  # read by asn1crypto alone
+        parsed = asn1_x509.Certificate.load(path.read_bytes())
+        usage = parsed.key_usage_value
+        assert details.is_ca == bool(parsed.ca)
+        assert details.path_length == parsed.max_path_length
+        assert details.key_usage == {
+            "content_commitment" if name == "non_repudiation" else name
+            for name in (usage.native if usage else ())
+        }
+        assert details.extended_key_usage == {
+            x509.ObjectIdentifier(oid.dotted) for oid in parsed.extended_key_usage_value or ()
+        }
+        assert details.subject_key_identifier == parsed.key_identifier
+        assert details.authority_key_identifier == parsed.authority_key_identifier
+        compared += 1
+    assert compared == 23
+
+
+@pytest.mark.parametrize("key_algorithm", ["secp256r1", "secp521r1", "ed448"])
+def test_signatures_are_made_as_the_certificates_are(tmp_path: Path, key_algorithm: str) -> None:
+    """`sign` uses the hash the CA's key calls for, as its self-signed certificate does."""
+    ca = CertificateAuthority.create(
+        tmp_path / "ca", subject_name("Test CA", "Test"), key_algorithm=key_algorithm
+    )
+    signature = ca.sign(b"to be signed")
+    algorithm = ca.certificate.signature_hash_algorithm
+    verify_signature(ca.certificate.public_key(), signature, b"to be signed", algorithm)
+    with pytest.raises(InvalidSignature):
+        verify_signature(ca.certificate.public_key(), signature, b"something else", algorithm)
 
 
 def test_lenient_loader_reads_pem_and_refuses_garbage(authority: CertificateAuthority) -> None:

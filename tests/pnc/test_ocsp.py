@@ -1,7 +1,8 @@
 """The OCSP responder and CRLs under /pki, over real HTTP: good, revoked and unknown answers,
-nonces, delegated and CA signers, refusals in OCSP's own terms, and OpenSSL's OCSP client
-against a running `evgi serve`. Each test runs against the FastAPI routes and against the front
-`evgi serve` answers OCSP with, which must answer the same."""
+nonces, delegated and CA signers, refusals in OCSP's own terms, revocations by another process
+in the very next answer, and OpenSSL's OCSP client against a running `evgi serve`. Each test
+runs against the FastAPI routes and against the front `evgi serve` answers OCSP with, which must
+answer the same. The client reads answers however an HTTP responder frames them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -31,12 +33,17 @@ from evgi.pnc import (
     LeafRole,
     OcspClient,
     OcspError,
+    OcspResponder,
     iso15118_name,
 )
 from evgi.pnc.hierarchy import LEAF_PROFILES
+from evgi.pnc.ocsp import verify_signature
 from evgi.service import front, http_in_background
+from evgi.storage import open_database
+from evgi.storage.pki import CertificateRecord, PkiStore
 from tests.cli_runner import run_evgi
-from tests.service_runner import running_service
+from tests.pnc.conftest import SMALL_ECOSYSTEM
+from tests.service_runner import free_port, running_service
 
 MO = "mo-t-mo-2"
 EMAID = "DEABC123456789"
@@ -255,12 +262,12 @@ class _NotOcsp(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _naming_responder(url: str) -> x509.Certificate:
-    """A self-signed certificate whose AIA names `url` as its OCSP responder."""
+def _naming_responder(url: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed certificate whose AIA names `url` as its OCSP responder, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "stub")])
     now = datetime.now(UTC)
-    return (
+    certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -280,6 +287,7 @@ def _naming_responder(url: str) -> x509.Certificate:
         )
         .sign(key, hashes.SHA256())
     )
+    return certificate, key
 
 
 def test_client_refuses_http_errors_and_non_answers() -> None:
@@ -290,7 +298,7 @@ def test_client_refuses_http_errors_and_non_answers() -> None:
     client = OcspClient(timeout=5)
     try:
         for where, message in (("missing", "HTTP 404"), ("garbage", "no OCSP answer")):
-            certificate = _naming_responder(f"{base}/{where}")
+            certificate, _ = _naming_responder(f"{base}/{where}")
             with pytest.raises(OcspError, match=message):
                 client.status(certificate, certificate)
     finally:
@@ -298,3 +306,245 @@ def test_client_refuses_http_errors_and_non_answers() -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.mark.parametrize(
+    ("ca", "algorithm"),
+    [
+        (MO, hashes.SHA1()),
+        (MO, hashes.SHA256()),
+        ("mo-t", hashes.SHA256()),
+        ("oem-ed448-oem-2", hashes.SHA256()),
+        ("mo-p521-mo-2", hashes.SHA512()),
+    ],
+)
+def test_answers_are_those_the_library_builds(
+    hierarchies: Hierarchies, ca: str, algorithm: hashes.HashAlgorithm
+) -> None:
+    """An answer assembled from the parts made once is, byte for byte, the one `cryptography`'s
+    builder makes for the same request in the same second, good, revoked or unknown; only the
+    signature differs, ECDSA's being randomized (Ed448's is not: there the whole answer is)."""
+    issuer = hierarchies.get(ca).certificate
+    if ca == "mo-t":
+        certificate = hierarchies.get("mo-t-mo-1").certificate
+    else:
+        name = "WMIV1234567890ABC" if ca.startswith("oem") else EMAID
+        certificate = hierarchies.issue(ca, name).certificate
+    stray = hierarchies.authority(ca).issue(
+        iso15118_name(EMAID, "Test", "MO"), LEAF_PROFILES[LeafRole.CONTRACT]
+    )
+    signer = hierarchies.ocsp_signer(ca)
+    responder = OcspResponder(hierarchies)
+    try:
+        for subject, revoke in (
+            (certificate, False),
+            (certificate, True),
+            (stray.certificate, False),
+        ):
+            if revoke:
+                hierarchies.revoke(ca, subject.serial_number, x509.ReasonFlags.superseded)
+            record = hierarchies.store.certificate(ca, subject.serial_number)
+            nonce = f"nonce-{subject.serial_number}-{revoke}".encode()[:32]
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(subject, issuer, algorithm)
+                .add_extension(x509.OCSPNonce(nonce), critical=False)
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
+            for _ in range(3):  # the builder stamps producedAt itself: retry across a second
+                ours = ocsp.load_der_ocsp_response(responder.respond(ca, request))
+                status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
+                if record is not None and record.revoked_at is not None:
+                    status, revoked_at = ocsp.OCSPCertStatus.REVOKED, record.revoked_at
+                    reason = x509.ReasonFlags(record.reason or "unspecified")
+                elif record is not None:
+                    status = ocsp.OCSPCertStatus.GOOD
+                builder = (
+                    ocsp.OCSPResponseBuilder()
+                    .add_response(
+                        cert=subject,
+                        issuer=issuer,
+                        algorithm=algorithm,
+                        cert_status=status,
+                        this_update=ours.this_update_utc,
+                        next_update=ours.next_update_utc,
+                        revocation_time=revoked_at,
+                        revocation_reason=reason,
+                    )
+                    .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.certificate)
+                    .add_extension(x509.OCSPNonce(nonce), critical=False)
+                )
+                if signer.certificate != issuer:
+                    builder = builder.certificates([signer.certificate])
+                theirs = signer.sign_ocsp(builder)
+                if theirs.produced_at_utc == ours.produced_at_utc:
+                    break
+            assert ours.certificate_status is status
+            assert ours.tbs_response_bytes == theirs.tbs_response_bytes
+            assert ours.signature_algorithm_oid == theirs.signature_algorithm_oid
+            assert ours.certificates == theirs.certificates
+            verify_signature(
+                signer.certificate.public_key(),
+                ours.signature,
+                ours.tbs_response_bytes,
+                ours.signature_hash_algorithm,
+            )
+            if ca.startswith("oem-ed448"):
+                assert ours.public_bytes(serialization.Encoding.DER) == theirs.public_bytes(
+                    serialization.Encoding.DER
+                )
+    finally:
+        responder.close()
+
+
+def test_the_next_answer_shows_what_another_process_committed(
+    hierarchies: Hierarchies, pki_settings: Settings, pki_server: str
+) -> None:
+    """The responder keeps each status it read until anything commits to the database: a
+    revocation by `evgi pki revoke` in another process, or a certificate recorded through
+    another connection, shows in the very next answer, never a kept one."""
+    issued = hierarchies.issue_contract(EMAID, mo=MO)
+    issuer = issued.sub_cas[0]
+    unrecorded = hierarchies.authority(MO).issue(
+        iso15118_name("DEABC987654321", "Test", "MO"), LEAF_PROFILES[LeafRole.CONTRACT]
+    )
+    client = OcspClient()
+    other = open_database(pki_settings.db_url)
+    try:
+        for _ in range(2):
+            assert client.status(issued.certificate, issuer).status is CertificateStatus.GOOD
+            assert client.status(unrecorded.certificate, issuer).status is (
+                CertificateStatus.UNKNOWN
+            )
+
+        serial = f"{issued.certificate.serial_number:x}"
+        folder = pki_settings.data_dir.parent
+        revoked = run_evgi(
+            folder, "--data-dir", str(pki_settings.data_dir), "pki", "revoke", serial
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        answer = client.status(issued.certificate, issuer)
+        assert answer.status is CertificateStatus.REVOKED and answer.revoked_at is not None
+
+        certificate = unrecorded.certificate
+        PkiStore(other).record(
+            CertificateRecord(
+                issuer=MO,
+                serial=certificate.serial_number,
+                role=LeafRole.CONTRACT.value,
+                common_name="DEABC987654321",
+                not_after=certificate.not_valid_after_utc,
+                issued_at=datetime.now(UTC),
+                der=certificate.public_bytes(serialization.Encoding.DER),
+            )
+        )
+        assert client.status(certificate, issuer).status is CertificateStatus.GOOD
+    finally:
+        client.close()
+        other.dispose()
+
+
+class _Framed(http.server.BaseHTTPRequestHandler):
+    """An OCSP responder for `certificate` (self-signed with `key`) under /{framing}/: its answers
+    in chunks (chunked), on HTTP/1.0 without a length (eof), or with a length and the connection
+    closed after each (close)."""
+
+    protocol_version = "HTTP/1.1"
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    def do_GET(self) -> None:
+        framing, _, encoded = self.path.strip("/").partition("/")
+        request = ocsp.load_der_ocsp_request(base64.b64decode(unquote(encoded)))
+        now = datetime.now(UTC)
+        body = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                issuer_name_hash=request.issuer_name_hash,
+                issuer_key_hash=request.issuer_key_hash,
+                serial_number=request.serial_number,
+                algorithm=request.hash_algorithm,
+                cert_status=ocsp.OCSPCertStatus.GOOD,
+                this_update=now,
+                next_update=now + timedelta(hours=1),
+                revocation_time=None,
+                revocation_reason=None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate)
+            .add_extension(
+                request.extensions.get_extension_for_class(x509.OCSPNonce).value, critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.DER)
+        )
+        if framing == "eof":
+            self.protocol_version = "HTTP/1.0"
+        self.send_response(200)
+        self.send_header("content-type", "application/ocsp-response")
+        if framing == "chunked":
+            self.send_header("transfer-encoding", "chunked")
+        elif framing == "close":
+            self.send_header("content-length", str(len(body)))
+            self.send_header("connection", "close")
+        self.end_headers()
+        if framing == "chunked":
+            half = len(body) // 2
+            for chunk in (body[:half], body[half:], b""):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self.wfile.write(body)
+        if framing == "eof":
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_client_reads_answers_however_they_are_framed() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Framed)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    client = OcspClient(timeout=5)
+    try:
+        for framing in ("chunked", "eof", "close"):
+            certificate, key = _naming_responder(f"{base}/{framing}")
+            _Framed.certificate, _Framed.key = certificate, key
+            for _ in range(3):  # over the kept connection, or a new one where it was closed
+                answer = client.status(certificate, certificate)
+                assert answer.status is CertificateStatus.GOOD
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_revocation_through_another_connection_shows_on_each_backend(
+    db_url: str, tmp_path: Path
+) -> None:
+    """On SQLite (statuses kept between commits) and PostgreSQL (read for every answer) alike,
+    the answer after another connection revoked a certificate says revoked."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, http_port=free_port())
+    engine = open_database(settings.db_url)
+    other = open_database(settings.db_url)
+    hierarchies = Hierarchies(settings, engine)
+    hierarchies.init(SMALL_ECOSYSTEM[1:2])
+    issued = hierarchies.issue_contract(EMAID, mo=MO)
+    responder = OcspResponder(hierarchies)
+
+    def asked() -> ocsp.OCSPCertStatus:
+        request = _request(issued.certificate, issued.sub_cas[0], b"n")
+        return ocsp.load_der_ocsp_response(responder.respond(MO, request)).certificate_status
+
+    try:
+        assert asked() is ocsp.OCSPCertStatus.GOOD
+        assert asked() is ocsp.OCSPCertStatus.GOOD  # on SQLite, the status kept
+        serial = issued.certificate.serial_number
+        assert PkiStore(other).revoke(MO, serial, "keyCompromise", datetime.now(UTC)) is not None
+        assert asked() is ocsp.OCSPCertStatus.REVOKED
+    finally:
+        responder.close()
+        other.dispose()
+        engine.dispose()

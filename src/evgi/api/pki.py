@@ -4,16 +4,17 @@ certificates it issued point.
 
 Every Plug & Charge authorization asks OCSP about each certificate of its chain, so `evgi serve`
 answers the OCSP requests in `OcspRoutes`, ahead of FastAPI; the routes here document them and
-serve them without that front. An answer is a short indexed read and one signature, so it runs
-on the event loop rather than pay for a thread hop.
+serve them without that front. An answer is one signature and at most a short indexed read, so
+it runs on the event loop rather than pay for a thread hop.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
-from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
@@ -26,8 +27,6 @@ from evgi.pnc import OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, Hierarchies, OcspRes
 
 # Far above a request about one certificate (about 100 bytes), with room for a signed one.
 MAX_OCSP_REQUEST_BYTES = 16 * 1024
-# Re-entrant: making one service may ask for another kept the same way.
-router = APIRouter(tags=["pki"])
 
 
 def ocsp_responder(app: FastAPI) -> OcspResponder:
@@ -38,6 +37,21 @@ def ocsp_responder(app: FastAPI) -> OcspResponder:
         return OcspResponder(Hierarchies(platform.settings, platform.db))
 
     return kept_on_app(app, "ocsp_responder", make_responder)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close the responder, if one was made, when the service stops."""
+    try:
+        yield
+    finally:
+        responder: OcspResponder | None = getattr(app.state, "ocsp_responder", None)
+        if responder is not None:
+            app.state.ocsp_responder = None
+            responder.close()
+
+
+router = APIRouter(tags=["pki"], lifespan=lifespan)
 
 
 def current_responder(request: Request) -> OcspResponder:
@@ -56,10 +70,11 @@ def _is_ocsp_request(content_type: str | None) -> bool:
 
 
 def _from_path(encoded: str) -> bytes:
-    """The DER request of the GET form, base64- then URL-encoded (RFC 6960 A.1); b"" when it
-    is not, which the responder answers with malformedRequest."""
+    """The DER request of the GET form, base64- then URL-encoded (RFC 6960 A.1), from a path the
+    server has already percent-decoded (as ASGI has it); b"" when it is not one, which the
+    responder answers with malformedRequest."""
     try:
-        return base64.b64decode(unquote(encoded), validate=True)
+        return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return b""
 

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
@@ -186,8 +187,8 @@ def write_identity(
 @dataclass(frozen=True)
 class CertificateDetails:
     """A certificate read leniently: names, dates, key and signature through `certificate`, and
-    the extensions through asn1crypto, because `cryptography` refuses the extensions of real
-    V2G certificates that encode the default cA=FALSE (which DER forbids)."""
+    the extensions through asn1crypto where `cryptography` refuses them, as it does those of
+    real V2G certificates that encode the default cA=FALSE (which DER forbids)."""
 
     certificate: x509.Certificate
     is_ca: bool
@@ -199,13 +200,21 @@ class CertificateDetails:
 
 
 def load_certificate(data: bytes) -> CertificateDetails:
-    """Read one certificate, PEM or DER, as the certificates of real PKIs are encoded."""
+    """Read one certificate, PEM or DER, as the certificates of real PKIs are encoded.
+
+    The extensions are read by `cryptography` (a tenth of asn1crypto's cost: every contract
+    authorization reads a new leaf), and by asn1crypto only where `cryptography` refuses them.
+    """
     try:
         certificate = (
             x509.load_pem_x509_certificate(data)
             if data.lstrip().startswith(b"-----BEGIN")
             else x509.load_der_x509_certificate(data)
         )
+        try:
+            return _details(certificate, certificate.extensions)
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            pass
         parsed = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
         usage = parsed.key_usage_value
         extended = parsed.extended_key_usage_value
@@ -224,6 +233,46 @@ def load_certificate(data: bytes) -> CertificateDetails:
         )
     except (ValueError, TypeError) as exc:
         raise CertificateError(f"not a readable X.509 certificate: {exc}") from exc
+
+
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
+# encipherOnly and decipherOnly mean something only beside keyAgreement (RFC 5280 4.2.1.3).
+_KEY_AGREEMENT_USAGES = ("encipher_only", "decipher_only")
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
+
+
+def _details(certificate: x509.Certificate, extensions: x509.Extensions) -> CertificateDetails:
+    """The details `load_certificate` reads, from extensions `cryptography` could read."""
+
+    def value(kind: type[_Extension]) -> _Extension | None:
+        try:
+            return extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
+    constraints = value(x509.BasicConstraints)
+    usage = value(x509.KeyUsage)
+    usages = _KEY_USAGES + (_KEY_AGREEMENT_USAGES if usage and usage.key_agreement else ())
+    identifier = value(x509.SubjectKeyIdentifier)
+    authority = value(x509.AuthorityKeyIdentifier)
+    is_ca = constraints is not None and constraints.ca
+    return CertificateDetails(
+        certificate=certificate,
+        is_ca=is_ca,
+        path_length=constraints.path_length if constraints is not None and is_ca else None,
+        key_usage=frozenset(name for name in usages if usage and getattr(usage, name)),
+        extended_key_usage=frozenset(value(x509.ExtendedKeyUsage) or ()),
+        subject_key_identifier=None if identifier is None else identifier.digest,
+        authority_key_identifier=None if authority is None else authority.key_identifier,
+    )
 
 
 def common_name(name: x509.Name) -> str | None:
@@ -389,6 +438,17 @@ class CertificateAuthority:
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         """Sign an OCSP response with this CA's key (the CA answers for itself)."""
         return builder.sign(self._key, signature_hash(self._key))
+
+    def sign(self, data: bytes) -> bytes:
+        """This CA's signature of `data`, as `sign_ocsp` and `sign_crl` make it: for a response
+        assembled from parts made once, where a builder would redo all of them."""
+        key, algorithm = self._key, signature_hash(self._key)
+        if isinstance(key, ed448.Ed448PrivateKey):
+            return key.sign(data)
+        assert algorithm is not None  # only Ed448 hashes inside its signature
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(algorithm))
+        return key.sign(data, PKCS1v15(), algorithm)
 
     def issue_server_certificate(self, host_names: Sequence[str] = ()) -> IssuedCertificate:
         """The CSMS's TLS certificate: localhost, 127.0.0.1 and `host_names` (DNS names or IPs)."""

@@ -86,7 +86,7 @@ class ChainValidator:
     ) -> None:
         self._anchors: dict[bytes, list[x509.Certificate]] = {}
         for anchor in trust_anchors:
-            self._anchors.setdefault(anchor.subject.public_bytes(), []).append(anchor)
+            self._anchors.setdefault(_names(anchor)[0], []).append(anchor)
         self.revocation = revocation
         self.contracts = contracts
         self.pcids = pcids
@@ -120,9 +120,10 @@ class ChainValidator:
     ) -> ChainVerdict:
         if not chain:
             raise _Refused(_Status.NO_CERTIFICATE_AVAILABLE, "empty", "no certificate was sent")
-        read = [_read(item) for item in chain]
-        if len(read) > 1 and self._is_anchor(read[-1].certificate):
-            read.pop()  # the sender included the root: it is ours to supply
+        sized = [_read(item) for item in chain]
+        if len(sized) > 1 and self._is_anchor(sized[-1][0].certificate):
+            sized.pop()  # the sender included the root: it is ours to supply
+        read = [details for details, _ in sized]
         if len(read) > 1 + MAX_SUB_CAS:
             raise _Refused(
                 _Status.CERT_CHAIN_ERROR,
@@ -130,8 +131,7 @@ class ChainValidator:
                 f"the chain has {len(read) - 1} sub-CAs; ISO 15118 allows at most {MAX_SUB_CAS}",
             )
         limit = _size_limit(read[0].certificate)
-        for details in read:
-            size = len(details.certificate.public_bytes(serialization.Encoding.DER))
+        for details, size in sized:
             if size > limit:
                 raise _Refused(
                     _Status.CERT_CHAIN_ERROR,
@@ -175,12 +175,12 @@ class ChainValidator:
         return ChainVerdict(_Status.ACCEPTED, "accepted", "the chain is valid", identifier)
 
     def _is_anchor(self, certificate: x509.Certificate) -> bool:
-        return certificate in self._anchors.get(certificate.subject.public_bytes(), [])
+        return certificate in self._anchors.get(_names(certificate)[0], [])
 
     def _anchor_of(self, details: CertificateDetails) -> x509.Certificate | None:
         """The trust anchor that signed `details`."""
         certificate = details.certificate
-        for candidate in self._anchors.get(certificate.issuer.public_bytes(), []):
+        for candidate in self._anchors.get(_names(certificate)[1], []):
             if signed_by(certificate, candidate):
                 return candidate
         return None
@@ -191,10 +191,8 @@ class ChainValidator:
                 _Status.CERT_CHAIN_ERROR, "leaf_is_ca", f"{_label(leaf)} is a CA, not a leaf"
             )
         expected = role.branch.domain_component
-        domains = [
-            str(a.value)
-            for a in leaf.certificate.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)
-        ]
+        subject = leaf.certificate.subject
+        domains = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)]
         # Real certificates often omit the DC; when present it must name the leaf's place.
         if domains and domains != [expected]:
             raise _Refused(
@@ -203,7 +201,7 @@ class ChainValidator:
                 f"{_label(leaf)} has DC={','.join(domains)}; a {role.value} certificate has "
                 f"DC={expected}",
             )
-        named = common_name(leaf.certificate.subject) or ""
+        named = common_name(subject) or ""
         try:
             if role is LeafRole.CONTRACT:
                 return _emaid(named)
@@ -247,18 +245,28 @@ def _emaid(named: str) -> str:
     return validate_emaid(compact)
 
 
-def _read(item: bytes | x509.Certificate) -> CertificateDetails:
-    data = item if isinstance(item, bytes) else item.public_bytes(serialization.Encoding.DER)
+def _read(item: bytes | x509.Certificate) -> tuple[CertificateDetails, int]:
+    """A certificate of a chain (DER, PEM or read), read, and its size in DER."""
+    der = None if isinstance(item, bytes) else item.public_bytes(serialization.Encoding.DER)
     try:
-        return _parsed(data)
+        details = _parsed(item if der is None else der)
     except CertificateError as exc:
         raise _Refused(_Status.CERT_CHAIN_ERROR, "unreadable", exc.message) from exc
+    if der is None:
+        der = details.certificate.public_bytes(serialization.Encoding.DER)
+    return details, len(der)
 
 
 # The sub-CAs and roots of every chain are the same few certificates: read each once.
 @functools.lru_cache(maxsize=4096)
 def _parsed(der: bytes) -> CertificateDetails:
     return load_certificate(der)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(certificate: x509.Certificate) -> tuple[bytes, bytes]:
+    """The DER subject and issuer of a certificate at the top of a chain: the same few."""
+    return certificate.subject.public_bytes(), certificate.issuer.public_bytes()
 
 
 def _size_limit(leaf: x509.Certificate) -> int:
@@ -271,6 +279,8 @@ def _size_limit(leaf: x509.Certificate) -> int:
 
 def _check_links(path: Sequence[CertificateDetails]) -> None:
     for child, parent in itertools.pairwise(path):
+        if signed_by(child.certificate, parent.certificate):
+            continue  # a check that the child names the parent as its issuer, too
         if child.certificate.issuer != parent.certificate.subject:
             raise _Refused(
                 _Status.CERT_CHAIN_ERROR,
@@ -278,12 +288,11 @@ def _check_links(path: Sequence[CertificateDetails]) -> None:
                 f"{_label(child)} names issuer {child.certificate.issuer.rfc4514_string()}, "
                 f"not the next certificate {_label(parent)}",
             )
-        if not signed_by(child.certificate, parent.certificate):
-            raise _Refused(
-                _Status.SIGNATURE_ERROR,
-                "signature",
-                f"the signature of {_label(child)} does not verify with {_label(parent)}'s key",
-            )
+        raise _Refused(
+            _Status.SIGNATURE_ERROR,
+            "signature",
+            f"the signature of {_label(child)} does not verify with {_label(parent)}'s key",
+        )
 
 
 def _check_constraints(path: Sequence[CertificateDetails]) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
+from collections import OrderedDict
+from enum import IntEnum, StrEnum
+from typing import Any, NamedTuple
 
 import pytest
 import rfc8785
@@ -128,6 +130,36 @@ def test_lone_surrogates_and_non_string_keys_are_refused() -> None:
         canonical_json({1: "one"})
     with pytest.raises(ValidationError):
         canonical_json({"k": b"bytes"})
+
+
+class _Colour(StrEnum):
+    RED = "red"
+
+
+class _Level(IntEnum):
+    HIGH = 3
+
+
+class _Point(NamedTuple):
+    x: int
+    y: int
+
+
+def test_subclasses_and_deep_nesting_match_the_reference() -> None:
+    """What the fast encoder handles its own way or not at all (enums, a named tuple, a dict
+    subclass, nesting deeper than it goes, text from U+D000) comes out as the reference's bytes."""
+    value = {
+        "colour": _Colour.RED,
+        "level": _Level.HIGH,
+        "point": _Point(1, 2),
+        "ordered": OrderedDict(b=1, a=2),
+        "\ud7ff": "\ud000",
+    }
+    assert canonical_json(value) == rfc8785.dumps(value)
+    deep: Any = 0
+    for _ in range(300):
+        deep = [deep]
+    assert canonical_json(deep) == rfc8785.dumps(deep)
 
 
 def test_parse_json_round_trip_and_errors() -> None:

@@ -182,6 +182,75 @@ def test_forged_signature_is_rejected_and_nothing_stored(
     assert (balance(ledger, alice), ledger.nonce(issuer.address)) == (0, honest[0].tx.nonce)
 
 
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES)
+def test_forgery_of_a_transaction_checked_early_is_still_refused(
+    ledger: LocalLedger,
+    db: Engine,
+    issuer: Submitter,
+    holders: Holders,
+    forge: Callable[[SignedTransaction], SignedTransaction],
+) -> None:
+    """The ledger starts checking what it signs in chunks of 64; a forged copy of one of them
+    is another transaction, checked when it is submitted."""
+    alice = holders[0]
+    honest = [mint(issuer, alice, 1) for _ in range(150)]
+    head, count = ledger.head(), stored_transactions(db)
+    with pytest.raises(SignatureError):
+        ledger.submit_many([*honest[:10], forge(honest[10]), *honest[11:]])
+    assert (ledger.head(), stored_transactions(db)) == (head, count)
+
+    receipts = ledger.submit_many(honest)
+    assert all(receipt.ok for receipt in receipts)
+    assert balance(ledger, alice) == 150
+    assert ledger.verify().ok
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES)
+def test_forgery_among_transactions_signed_elsewhere_refuses_the_block_before_it_commits(
+    ledger: LocalLedger,
+    db: Engine,
+    anchor: Account,
+    issuer: Submitter,
+    holders: Holders,
+    forge: Callable[[SignedTransaction], SignedTransaction],
+) -> None:
+    """Signed outside the ledger, the block's 100 transactions are checked on the threads while
+    it executes and its rows are written; the forgery rolls all of it back."""
+    alice = holders[0]
+    first = ledger.nonce(issuer.address)
+    signed = [
+        Transaction(
+            ledger.chain_id,
+            issuer.address,
+            first + i,
+            "token",
+            "mint",
+            {"symbol": SYMBOL, "to": alice.address, "amount": 1},
+        ).sign(anchor)
+        for i in range(100)
+    ]
+    head, count = ledger.head(), stored_transactions(db)
+    with pytest.raises(SignatureError):
+        ledger.submit_many([*signed[:60], forge(signed[60]), *signed[61:]])
+    assert (ledger.head(), stored_transactions(db)) == (head, count)
+    assert (balance(ledger, alice), ledger.nonce(issuer.address)) == (0, first)
+
+    assert all(receipt.ok for receipt in ledger.submit_many(signed))
+    assert balance(ledger, alice) == 100
+
+
+def test_transactions_checked_early_may_go_to_any_block(
+    ledger: LocalLedger, issuer: Submitter, holders: Holders
+) -> None:
+    """Chunks checked early do not follow block boundaries, nor the order of submission."""
+    alice = holders[0]
+    signed = [mint(issuer, alice, 1) for _ in range(150)]
+    for start, end in ((0, 40), (40, 100), (100, 101), (101, 150)):
+        assert all(receipt.ok for receipt in ledger.submit_many(signed[start:end]))
+    assert balance(ledger, alice) == 150
+    assert ledger.verify().ok
+
+
 def test_transaction_for_another_chain_is_rejected(
     ledger: LocalLedger, db: Engine, issuer: Submitter, holders: Holders
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 from evgi.core.errors import ValidationError
@@ -13,47 +14,50 @@ _SAFE_INT = 2**53 - 1
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
-
-
-def _plain_text(text: str) -> bool:
-    return text.isascii() or max(text) < "\ud800"
+# UTF-8 lead bytes from here on start U+D000 and above: from U+D800, RFC 8785's sort by UTF-16
+# code unit can differ from the sort by code point (and surrogates are not text at all).
+_UTF16_ORDER_MAY_DIFFER = 0xED
 
 
 def _plain(value: Any) -> bool:
-    """True for values where the standard encoder already yields RFC 8785 bytes.
+    """True for values where orjson's sorted, compact output is RFC 8785's, provided no string
+    reaches U+D800 (checked once on the output): JSON types only (subclasses too), string keys,
+    no floats, and integers that are exact doubles.
 
-    That holds without floats, with integers that are exact doubles, and with strings below
-    U+D800 (where sorting by code point equals RFC 8785's sort by UTF-16 code unit). Walked
-    with a stack rather than recursion: this check runs on every document hashed or signed.
+    Walked with a stack rather than recursion, strings passed over by exact type: this check
+    runs on every document hashed or signed.
     """
     stack = [value]
+    pop, push = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not _plain_text(item):
-                return False
-        elif isinstance(item, dict):
-            # One check over all keys at once: a key that is not a string fails the join.
-            try:
-                keys = "".join(item)
-            except TypeError:
-                return False
-            if not _plain_text(keys):
-                return False
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int or (kind is not float and isinstance(item, int)):
             if not -_SAFE_INT <= item <= _SAFE_INT:
                 return False
-        elif item is not None and not isinstance(item, bool):
+        elif kind is dict or isinstance(item, dict):
+            for key in item:
+                if type(key) is not str:
+                    return False
+            push(item.values())
+        elif kind is list or kind is tuple or isinstance(item, list | tuple):
+            push(item)
+        elif not isinstance(item, str):
             return False
     return True
 
 
 def canonical_json(value: Any) -> bytes:
     if _plain(value):
-        return _dumps(value).encode()
+        try:
+            encoded: bytes = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # e.g. nested deeper than orjson goes: the reference path decides
+        else:
+            if encoded.isascii() or max(encoded) < _UTF16_ORDER_MAY_DIFFER:
+                return encoded
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:

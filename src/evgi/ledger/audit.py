@@ -14,7 +14,7 @@ from evgi.core.canonical import parse_json
 from evgi.core.digest import from_hex, to_hex
 from evgi.core.errors import EvgiError
 from evgi.core.merkle import merkle_root
-from evgi.ledger.block import BlockHeader, Genesis, writes_root
+from evgi.ledger.block import BlockHeader, Genesis, encoded_writes, writes_root
 from evgi.ledger.receipt import Receipt
 from evgi.ledger.state import DictState, execute_block
 from evgi.ledger.transaction import SignedTransaction
@@ -124,7 +124,7 @@ def _check_block(
         raise _Bad(h, f"block {h}: holds {len(txs)} transactions, header says {header.tx_count}")
     if h == 0:
         writes = Genesis.decode(header.extra).writes()
-        if header.writes_root != writes_root(writes):
+        if header.writes_root != writes_root(encoded_writes(writes)):
             raise _Bad(0, "genesis block: state writes do not match its root")
         state.apply(writes, 0)
         return header
@@ -161,7 +161,7 @@ def _check_block(
             )
     if to_hex(merkle_root([r.commitment() for r in execution.receipts])) != header.receipts_root:
         raise _Bad(h, f"block {h}: receipts do not match the receipts root")
-    if writes_root(execution.writes) != header.writes_root:
+    if writes_root(encoded_writes(execution.writes)) != header.writes_root:
         raise _Bad(h, f"block {h}: re-derived state writes do not match the writes root")
     state.apply(execution.writes, h)
     return header

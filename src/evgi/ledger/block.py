@@ -45,9 +45,19 @@ class BlockHeader:
         return {**asdict(self), "hash": self.compute_hash()}
 
 
-def writes_root(writes: dict[str, Any]) -> str:
-    """Root over the block's state writes in key order; deletions are written as null."""
-    leaves = [keccak256(canonical_json([k, writes[k]])) for k in sorted(writes)]
+def encoded_writes(writes: dict[str, Any]) -> dict[str, bytes]:
+    """Each written value's canonical JSON, null for a deletion: the writes root covers these
+    bytes and the state table keeps them, so each value is encoded once."""
+    return {key: canonical_json(value) for key, value in writes.items()}
+
+
+def writes_root(encoded: dict[str, bytes]) -> str:
+    """Root over a block's state writes (`encoded_writes`) in key order; leaf i is the canonical
+    JSON of [key, value], joined here from the key's and the value's."""
+    leaves = [
+        keccak256(b"[" + canonical_json(key) + b"," + encoded[key] + b"]")
+        for key in sorted(encoded)
+    ]
     return to_hex(merkle_root(leaves))
 
 
@@ -85,5 +95,12 @@ class Genesis:
     def header(self) -> BlockHeader:
         empty = to_hex(merkle_root([]))
         return BlockHeader(
-            0, ZERO_HASH, self.timestamp, empty, empty, writes_root(self.writes()), 0, self.encode()
+            0,
+            ZERO_HASH,
+            self.timestamp,
+            empty,
+            empty,
+            writes_root(encoded_writes(self.writes())),
+            0,
+            self.encode(),
         )

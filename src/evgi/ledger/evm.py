@@ -67,8 +67,7 @@ class EvmSignedTransaction(SignedTransaction):
     """A state-machine call inside a signed Ethereum transaction: `encoded` is the raw signed
     transaction (its keccak is its hash on the network), `signature` its r || s || v."""
 
-    @property
-    def hash(self) -> bytes:
+    def compute_hash(self) -> bytes:
         return keccak256(self.encoded)
 
     def signer(self) -> str:

@@ -9,31 +9,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from evgi.core.canonical import compact_json, parse_json
+from evgi.core.canonical import parse_json
 from evgi.core.clock import Clock, SystemClock, unix_seconds
 from evgi.core.digest import from_hex, to_hex
 from evgi.core.errors import ConfigError, NonceError, NotFoundError, ValidationError
 from evgi.core.keys import Account
 from evgi.core.merkle import merkle_proof, merkle_root
 from evgi.ledger.audit import AuditReport, audit_history
-from evgi.ledger.block import BlockHeader, Genesis, writes_root
+from evgi.ledger.block import BlockHeader, Genesis, encoded_writes, writes_root
 from evgi.ledger.proof import TransactionProof
 from evgi.ledger.receipt import Receipt
+from evgi.ledger.signature_checks import BlockChecks, SignatureChecks
 from evgi.ledger.state import account_nonce, block_reads, execute_block, run_query
 from evgi.ledger.transaction import SignedTransaction, Transaction
 from evgi.storage.models import BLOCKS as _BLOCKS
 from evgi.storage.models import STATE as _STATE
 from evgi.storage.models import TRANSACTIONS as _TXS
+from evgi.storage.rows import BatchStatement
 
-_PARALLEL_THRESHOLD = 64
 _FETCH_CHUNK = 500  # keys per query, within every SQLite build's bound on parameters
+_NULL = b"null"  # a deletion, as encoded_writes gives it
 
 
 def has_genesis(db: Engine) -> bool:
@@ -145,7 +146,7 @@ class LocalLedger:
         self._max = block_max_transactions
         self._state = _CommittedState(db)
         self._write_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._checks = SignatureChecks()
         self._head = self._load_or_create_genesis(trust_anchors)
 
     # -- genesis and head -----------------------------------------------------------------
@@ -166,11 +167,10 @@ class LocalLedger:
             self.chain_id, tuple(sorted(set(trust_anchors))), unix_seconds(self._clock.now())
         )
         header = genesis.header()
-        writes = genesis.writes()
         try:
             with self._db.begin() as conn:
                 conn.execute(insert(_BLOCKS), [self._block_row(header)])
-                self._write_state(conn, writes, 0)
+                self._write_state(conn, encoded_writes(genesis.writes()), 0)
         except sa_exc.IntegrityError:  # another process wrote genesis first
             return self._read_head()
         return header
@@ -277,7 +277,9 @@ class LocalLedger:
     # -- writes ----------------------------------------------------------------------------
 
     def sign(self, tx: Transaction, account: Account) -> SignedTransaction:
-        return tx.sign(account)
+        stx = tx.sign(account)
+        self._checks.signed(stx)
+        return stx
 
     def submit(self, stx: SignedTransaction) -> Receipt:
         return self.submit_many([stx])[0]
@@ -294,32 +296,15 @@ class LocalLedger:
             receipts.extend(self._commit_block(transactions[start : start + self._max]))
         return receipts
 
-    def _check_signatures(self, transactions: Sequence[SignedTransaction]) -> list[Future[None]]:
-        """Check small batches now; start large ones on two threads and return their futures.
-
-        secp256k1 recovery releases the GIL, so the checks overlap the block's execution.
-        """
-        if len(transactions) < _PARALLEL_THRESHOLD:
-            _check_all(transactions)
-            return []
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evgi-sig")
-        half = len(transactions) // 2
-        return [
-            self._pool.submit(_check_all, chunk)
-            for chunk in (transactions[:half], transactions[half:])
-        ]
-
     def _commit_block(self, transactions: Sequence[SignedTransaction]) -> list[Receipt]:
-        checks = self._check_signatures(transactions)
+        checks = self._checks.block(transactions)
         try:
             return self._execute_and_write(transactions, checks)
         finally:
-            for check in checks:
-                check.cancel()
+            checks.cancel()
 
     def _execute_and_write(
-        self, transactions: Sequence[SignedTransaction], checks: list[Future[None]]
+        self, transactions: Sequence[SignedTransaction], checks: BlockChecks
     ) -> list[Receipt]:
         with self._write_lock:
             for _attempt in range(3):
@@ -331,22 +316,21 @@ class LocalLedger:
                 timestamp = max(self._head.timestamp, unix_seconds(self._clock.now()))
                 reads = _BlockReads(self._state, self._state.fetch(block_reads(transactions)))
                 execution = execute_block(reads, transactions, height, timestamp, self.chain_id)
+                encoded = encoded_writes(execution.writes)
                 header = BlockHeader(
                     height=height,
                     prev_hash=self._head.compute_hash(),
                     timestamp=timestamp,
                     tx_root=to_hex(merkle_root([stx.hash for stx in transactions])),
                     receipts_root=to_hex(merkle_root([r.commitment() for r in execution.receipts])),
-                    writes_root=writes_root(execution.writes),
+                    writes_root=writes_root(encoded),
                     tx_count=len(transactions),
                 )
-                for check in checks:  # a bad signature refuses the block before any write
-                    check.result()
                 try:
                     with self._db.begin() as conn:
                         conn.execute(insert(_BLOCKS), [self._block_row(header)])
-                        conn.execute(
-                            insert(_TXS),
+                        _INSERT_TXS.execute(
+                            conn,
                             [
                                 _tx_row(stx, receipt)
                                 for stx, receipt in zip(
@@ -354,7 +338,10 @@ class LocalLedger:
                                 )
                             ],
                         )
-                        self._write_state(conn, execution.writes, height)
+                        self._write_state(conn, encoded, height)
+                        # A bad signature refuses the block before it commits; checking went on
+                        # while the block executed and its rows were written.
+                        checks.wait()
                 except sa_exc.IntegrityError as exc:
                     if "uq_ledger_tx_sender_nonce" in str(exc) or "ledger_transactions" in str(exc):
                         self._state.clear()
@@ -386,21 +373,16 @@ class LocalLedger:
             "extra": header.extra,
         }
 
-    def _write_state(self, conn: Any, writes: dict[str, Any], height: int) -> None:
+    def _write_state(self, conn: Any, encoded: dict[str, bytes], height: int) -> None:
+        """Keep the block's writes (`encoded_writes`): the bytes its writes root covers."""
         rows = [
-            {"key": k, "value": compact_json(v), "block_height": height}
-            for k, v in writes.items()
-            if v is not None
+            {"key": k, "value": v.decode(), "block_height": height}
+            for k, v in encoded.items()
+            if v != _NULL
         ]
-        deleted = [k for k, v in writes.items() if v is None]
+        deleted = [k for k, v in encoded.items() if v == _NULL]
         if rows:
-            dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-            stmt = dialect.insert(_STATE)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["key"],
-                set_={"value": stmt.excluded.value, "block_height": stmt.excluded.block_height},
-            )
-            conn.execute(stmt, rows)
+            _UPSERT_STATE[conn.dialect.name].execute(conn, rows)
         if deleted:
             conn.execute(delete(_STATE).where(_STATE.c.key.in_(deleted)))
 
@@ -416,14 +398,24 @@ class LocalLedger:
             start = batch[-1].height + 1
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self._checks.close()
 
 
-def _check_all(chunk: Sequence[SignedTransaction]) -> None:
-    for stx in chunk:
-        stx.check_signature()
+def _upsert_state(dialect: Any) -> BatchStatement:
+    statement = dialect.insert(_STATE)
+    return BatchStatement(
+        statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "value": statement.excluded.value,
+                "block_height": statement.excluded.block_height,
+            },
+        )
+    )
+
+
+_INSERT_TXS = BatchStatement(insert(_TXS))
+_UPSERT_STATE = {"sqlite": _upsert_state(sqlite), "postgresql": _upsert_state(postgresql)}
 
 
 def _tx_row(stx: SignedTransaction, receipt: Receipt) -> dict[str, Any]:
@@ -436,7 +428,7 @@ def _tx_row(stx: SignedTransaction, receipt: Receipt) -> dict[str, Any]:
         "body": stx.encoded.decode(),
         "signature": to_hex(stx.signature),
         "status": 1 if receipt.ok else 0,
-        "result": compact_json(receipt.result),
+        "result": receipt.encoded_result.decode(),
         "error": receipt.error,
-        "logs": compact_json(receipt.logs),
+        "logs": receipt.encoded_logs.decode(),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from evgi.core.canonical import canonical_json, parse_json
@@ -33,18 +34,30 @@ class Receipt:
             parse_json(row.logs),
         )
 
+    @cached_property
+    def encoded_result(self) -> bytes:
+        """Canonical JSON of the result: covered by the commitment, kept in the journal."""
+        return canonical_json(self.result)
+
+    @cached_property
+    def encoded_logs(self) -> bytes:
+        return canonical_json(self.logs)
+
     def commitment(self) -> bytes:
-        """Hash of the outcome, the leaf of the receipts root."""
+        """Hash of the outcome, the leaf of the receipts root: the canonical JSON of
+        {tx, ok, result, error, logs}, joined from its members' in RFC 8785 key order."""
         return keccak256(
-            canonical_json(
-                {
-                    "tx": self.tx_hash,
-                    "ok": self.ok,
-                    "result": self.result,
-                    "error": self.error,
-                    "logs": self.logs,
-                }
-            )
+            b'{"error":'
+            + canonical_json(self.error)
+            + b',"logs":'
+            + self.encoded_logs
+            + b',"ok":'
+            + (b"true" if self.ok else b"false")
+            + b',"result":'
+            + self.encoded_result
+            + b',"tx":'
+            + canonical_json(self.tx_hash)
+            + b"}"
         )
 
     def raise_for_status(self) -> Receipt:

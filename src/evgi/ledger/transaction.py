@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from evgi.core.canonical import canonical_json, parse_json
@@ -52,15 +51,18 @@ class SignedTransaction:
     tx: Transaction
     encoded: bytes
     signature: bytes
+    # Set once at construction: a block needs it to execute, to root and to store the transaction.
+    hash: bytes = field(init=False, repr=False, compare=False)
+    hash_hex: str = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def hash(self) -> bytes:
-        """Computed once: a block needs it to execute, to root and to store the transaction."""
+    def __post_init__(self) -> None:
+        digest = self.compute_hash()
+        object.__setattr__(self, "hash", digest)
+        object.__setattr__(self, "hash_hex", to_hex(digest))
+
+    def compute_hash(self) -> bytes:
+        """The transaction's hash: of its body and signature."""
         return keccak256(self.encoded + self.signature)
-
-    @cached_property
-    def hash_hex(self) -> str:
-        return to_hex(self.hash)
 
     def signer(self) -> str:
         return recover_address(signing_digest(self.encoded), self.signature)

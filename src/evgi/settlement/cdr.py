@@ -223,8 +223,13 @@ class Cdr:
         """The RFC 8785 bytes the digest covers and the store keeps, computed once."""
         return canonical_json(self.to_json())
 
-    def digest(self) -> str:
+    @cached_property
+    def _digest(self) -> str:
         return to_hex(keccak256(self.canonical))
+
+    def digest(self) -> str:
+        """0x-hex Keccak-256 of `canonical`: the escrow's record hash, computed once."""
+        return self._digest
 
     @classmethod
     def from_json(cls, data: Any) -> Cdr:

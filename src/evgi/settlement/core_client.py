@@ -62,8 +62,7 @@ from evgi.csms.metering import energy_register_wh
 from evgi.ledger import Receipt, SignedTransaction
 from evgi.settlement.cdr import Cdr, build_cdr, session_id_of
 from evgi.settlement.charging_session import ChargingSession, Interval, MeterSample, location_zone
-from evgi.settlement.price_quote import Quote, SessionPlan, quote_session, tariff_digest
-from evgi.settlement.session_cost import price_session
+from evgi.settlement.price_quote import LockedTariff, Quote, SessionPlan, quote_session
 from evgi.settlement.tariff import Tariff, parse_tariff
 from evgi.settlement.wallet import Wallets
 from evgi.storage.charge_records import CdrStore
@@ -151,18 +150,19 @@ def metered_session(
     if transaction.meter_stop_wh is not None:
         readings[stop] = transaction.meter_stop_wh
     points: list[MeterSample] = []
-    charging: list[Interval] = []
+    rising: list[list[datetime]] = []  # [start, end] of each run of rising readings
     highest: int | None = None
     for at in sorted(readings):
         wh = readings[at] if highest is None else max(highest, readings[at])
         if points and wh > points[-1].energy_wh:
-            if charging and charging[-1].end == points[-1].at:
-                charging[-1] = Interval(charging[-1].start, at)
+            if rising and rising[-1][1] == points[-1].at:
+                rising[-1][1] = at
             else:
-                charging.append(Interval(points[-1].at, at))
+                rising.append([points[-1].at, at])
         points.append(MeterSample(at, wh))
         highest = wh
-    return ChargingSession(start, stop, time_zone, tuple(points), tuple(charging))
+    charging = tuple(Interval(begin, end) for begin, end in rising)
+    return ChargingSession(start, stop, time_zone, tuple(points), charging)
 
 
 def _ended_by_timeout(
@@ -210,7 +210,7 @@ class CoreClient:
         self.batch_size = batch_size
         self.sweep_interval = sweep_interval
         self.operator = wallets.submitter(wallets.cpo)
-        self._tariffs: dict[str, tuple[Tariff, str]] = {}
+        self._tariffs: dict[str, LockedTariff] = {}
         self._queue: queue.SimpleQueue[TransactionStarted | TransactionEnded | None] = (
             queue.SimpleQueue()
         )
@@ -249,13 +249,11 @@ class CoreClient:
                 self.clock.now(),
             )
 
-    def _tariff(self, document: str) -> tuple[Tariff, str]:
-        """The parsed tariff and its digest, computed once per distinct document."""
+    def _tariff(self, document: str) -> LockedTariff:
+        """The parsed tariff, its digest and its pricing, worked out once per distinct document."""
         known = self._tariffs.get(document)
         if known is None:
-            tariff = parse_tariff(document)
-            known = (tariff, tariff_digest(tariff))
-            self._tariffs[document] = known
+            known = self._tariffs[document] = LockedTariff.of(parse_tariff(document))
         return known
 
     def quote(
@@ -273,9 +271,9 @@ class CoreClient:
             station = self.store.station_tariff(conn, station_id)
             if station is None:
                 raise NotFoundError(f"station {station_id} has no tariff")
-            tariff, _digest = self._tariff(station.tariff)
             quote = quote_session(
-                tariff, SessionPlan(now, energy_wh, duration, max_power_w, station.time_zone)
+                self._tariff(station.tariff).tariff,
+                SessionPlan(now, energy_wh, duration, max_power_w, station.time_zone),
             )
             self.store.add_quote(
                 conn,
@@ -419,22 +417,23 @@ class CoreClient:
                 if e.id_token is not None
             }
             known = self.store.find_sessions(conn, list(wanted))
-            quotes = self.store.open_quotes(
-                conn, [e.id_token for e in wanted.values() if e.id_token is not None], since
-            )
-            wallets: dict[str, Wallet | None] = {}
+            tokens = [e.id_token for e in wanted.values() if e.id_token is not None]
+            quotes = self.store.open_quotes(conn, tokens, since)
+            wallets = self.store.wallets_of_tokens(conn, tokens)
             stations: dict[str, StationTariff | None] = {}
             for session_id, event in wanted.items():
                 if session_id in known:
                     continue  # an event delivered twice
                 assert event.id_token is not None
-                if event.id_token not in wallets:
-                    wallets[event.id_token] = self.store.wallet_of_token(conn, event.id_token)
                 if event.station_id not in stations:
                     stations[event.station_id] = self.store.station_tariff(conn, event.station_id)
                 quote = quotes.pop((event.id_token, event.station_id), None)
                 session = self._new_session(
-                    session_id, event, wallets[event.id_token], stations[event.station_id], quote
+                    session_id,
+                    event,
+                    wallets.get(event.id_token),
+                    stations[event.station_id],
+                    quote,
                 )
                 if session is not None:
                     opened.append(session)
@@ -456,7 +455,7 @@ class CoreClient:
             log.warning("prepaid session at a station without tariff", session=session_id)
             return None
         document = station.tariff if quote is None else quote.tariff
-        _tariff, digest = self._tariff(document)
+        digest = self._tariff(document).digest
         return SettlementSession(
             session_id=session_id,
             station_id=event.station_id,
@@ -533,13 +532,10 @@ class CoreClient:
                 settling.append(closing)
             elif closing is not None:
                 refunding.append(closing)
+        ready = [session for session, _cdr in settling]
         with self.engine.begin() as conn:
             # A refund needs no record kept before it: it is decided again after a crash.
-            digests = self.cdrs.save_many(conn, [cdr for _session, cdr in settling])
-            ready = [
-                replace(session, record_hash=digest)
-                for (session, _cdr), digest in zip(settling, digests, strict=True)
-            ]
+            self.cdrs.save_many(conn, [cdr for _session, cdr in settling])
             self.store.update_sessions(conn, ready)
         return self._send_closings(ready, refunding)
 
@@ -550,9 +546,9 @@ class CoreClient:
         samples: list[StoredMeterSample],
         timed_out: bool,
     ) -> tuple[SettlementSession, Cdr] | SettlementSession | None:
-        """The session settling with its CDR and its shares fixed (its record hash is set once
-        the CDR is stored); refunding when nothing can be billed; None while its transaction
-        is still running."""
+        """The session settling with its CDR, the CDR's digest and its shares fixed (stored with
+        the CDR before the ledger sees it); refunding when nothing can be billed; None while its
+        transaction is still running."""
         if transaction is None:
             return replace(session, state=REFUNDED, note="the CSMS has no such transaction")
         note = None
@@ -574,8 +570,8 @@ class CoreClient:
             or transaction.meter_stop_wh < transaction.meter_start_wh
         ):
             return replace(session, state=REFUNDED, note="no meter readings to bill")
-        tariff, _digest = self._tariff(session.tariff)
-        breakdown = price_session(tariff, metered_session(transaction, samples, session.time_zone))
+        pricing = self._tariff(session.tariff).pricing
+        breakdown = pricing.price(metered_session(transaction, samples, session.time_zone))
         cost = breakdown.total_incl_vat
         cdr = build_cdr(
             transaction,
@@ -599,6 +595,7 @@ class CoreClient:
             cost_minor=cost.minor,
             payee_minor=payee,
             fee_minor=fee,
+            record_hash=cdr.digest(),
             note=note,
         )
         return settling, cdr
@@ -639,15 +636,24 @@ class CoreClient:
         """Store what the ledger did; a refused transaction is explained by the escrow's state
         (closed already: adopt it) or marks the session failed with the ledger's reason."""
         now = self.clock.now()
-        done = []
+        closed = None if success == OPEN else now
+        done: list[SettlementSession] = []
+        moved: list[str] = []  # rows written in full before their transaction: only the state moves
+        changed: list[SettlementSession] = []
         for session, receipt in zip(sessions, receipts, strict=True):
-            if receipt.ok:
-                closed = None if success == OPEN else now
-                done.append(replace(session, state=success, closed_at=closed))
+            if not receipt.ok:
+                outcome = self._adopt(session, receipt.error, now)
+                changed.append(outcome)
             else:
-                done.append(self._adopt(session, receipt.error, now))
+                outcome = replace(session, state=success, closed_at=closed)
+                if session.state in (OPENING, SETTLING):
+                    moved.append(session.session_id)
+                else:
+                    changed.append(outcome)
+            done.append(outcome)
         with self.engine.begin() as conn:
-            self.store.update_sessions(conn, done)
+            self.store.move_sessions(conn, moved, success, closed)
+            self.store.update_sessions(conn, changed)
         return done
 
     def _adopt(self, session: SettlementSession, error: str, now: datetime) -> SettlementSession:

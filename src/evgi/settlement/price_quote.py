@@ -7,7 +7,7 @@ driver accepted at the start can be anchored and proven when the session is sett
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -16,7 +16,7 @@ from evgi.core.canonical import canonical_json
 from evgi.core.digest import keccak256, to_hex
 from evgi.core.errors import IntegrityError, ValidationError
 from evgi.settlement.charging_session import ChargingSession, Interval, MeterSample
-from evgi.settlement.session_cost import CostBreakdown, price_session
+from evgi.settlement.session_cost import CostBreakdown, TariffPricing
 from evgi.settlement.tariff import Tariff
 
 
@@ -32,6 +32,7 @@ class LockedTariff:
 
     tariff: Tariff
     digest: str
+    pricing: TariffPricing = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         actual = tariff_digest(self.tariff)
@@ -39,6 +40,7 @@ class LockedTariff:
             raise IntegrityError(
                 f"tariff {self.tariff.id} hashes to {actual}, not the locked {self.digest}"
             )
+        object.__setattr__(self, "pricing", TariffPricing(self.tariff))
 
     @classmethod
     def of(cls, tariff: Tariff) -> LockedTariff:
@@ -88,4 +90,5 @@ def quote_session(tariff: Tariff, plan: SessionPlan) -> Quote:
         else (),
         charging=(Interval(plan.start, charge_end),) if plan.energy_wh else (),
     )
-    return Quote(price_session(tariff, session), LockedTariff.of(tariff))
+    locked = LockedTariff.of(tariff)
+    return Quote(locked.pricing.price(session), locked)

@@ -139,7 +139,9 @@ class Wallets:
             if self.store.find_wallet(conn, name) is not None:
                 raise ValidationError(f"a wallet named {name!r} already exists")
             account = self.keystore.get_or_create(alias)
-            return self.store.add_wallet(conn, name, account.address, self.clock.now())
+            wallet = self.store.add_wallet(conn, name, account.address, self.clock.now())
+        self._accounts[account.address] = account  # in hand: no need to decrypt it again
+        return wallet
 
     def find(self, name: str) -> Wallet | None:
         with self.store.engine.connect() as conn:

@@ -9,13 +9,14 @@ so a restart finds every session whose ledger outcome is not yet recorded (`open
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Connection,
     Engine,
     ForeignKey,
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.storage.models import Base, SerialKey, UtcDateTime
+from evgi.storage.rows import BatchStatement
 
 # Session states, in the order a session goes through them.
 OPENING, OPEN, SETTLING, SETTLED, REFUNDED, FAILED = (
@@ -189,8 +191,19 @@ class SettlementSession:
         return self.state in FINAL_STATES
 
 
+def _columns(cls: type[Any], table: Table) -> list[Column[Any]]:
+    """`table`'s columns in `cls`'s field order, so a row of them builds `cls` positionally."""
+    return [table.c[field.name] for field in fields(cls)]
+
+
+_WALLET = _columns(Wallet, WALLETS)
+_STATION_TARIFF = _columns(StationTariff, STATION_TARIFFS)
+_QUOTE = _columns(StoredQuote, QUOTES)
+_SESSION = _columns(SettlementSession, SESSIONS)
+
+
 def _of(cls: type[Any], row: Any) -> Any:
-    return cls(**row._mapping)
+    return cls(*row)
 
 
 class SettlementStore:
@@ -209,11 +222,11 @@ class SettlementStore:
         return Wallet(name, address, now)
 
     def find_wallet(self, conn: Connection, name: str) -> Wallet | None:
-        row = conn.execute(select(WALLETS).where(WALLETS.c.name == name)).first()
+        row = conn.execute(select(*_WALLET).where(WALLETS.c.name == name)).first()
         return None if row is None else cast(Wallet, _of(Wallet, row))
 
     def find_wallet_at(self, conn: Connection, address: str) -> Wallet | None:
-        row = conn.execute(select(WALLETS).where(WALLETS.c.address == address)).first()
+        row = conn.execute(select(*_WALLET).where(WALLETS.c.address == address)).first()
         return None if row is None else cast(Wallet, _of(Wallet, row))
 
     def wallet(self, conn: Connection, name: str) -> Wallet:
@@ -235,12 +248,21 @@ class SettlementStore:
             )
 
     def wallet_of_token(self, conn: Connection, id_token: str) -> Wallet | None:
-        row = conn.execute(
-            select(WALLETS)
-            .join(WALLET_TOKENS, WALLET_TOKENS.c.wallet == WALLETS.c.name)
-            .where(WALLET_TOKENS.c.id_token == id_token)
-        ).first()
-        return None if row is None else cast(Wallet, _of(Wallet, row))
+        return self.wallets_of_tokens(conn, [id_token]).get(id_token)
+
+    def wallets_of_tokens(self, conn: Connection, id_tokens: Sequence[str]) -> dict[str, Wallet]:
+        """The wallets these id tokens charge to, a query per few hundred tokens; a token linked
+        to none is left out."""
+        found: dict[str, Wallet] = {}
+        tokens = sorted(set(id_tokens))
+        for start in range(0, len(tokens), _IN_CHUNK):
+            rows = conn.execute(
+                select(WALLET_TOKENS.c.id_token, *_WALLET)
+                .join(WALLETS, WALLET_TOKENS.c.wallet == WALLETS.c.name)
+                .where(WALLET_TOKENS.c.id_token.in_(tokens[start : start + _IN_CHUNK]))
+            )
+            found.update((row[0], _of(Wallet, row[1:])) for row in rows)
+        return found
 
     def tokens_of(self, conn: Connection, wallet: str) -> list[str]:
         rows = conn.execute(
@@ -273,7 +295,7 @@ class SettlementStore:
 
     def station_tariff(self, conn: Connection, station_id: str) -> StationTariff | None:
         row = conn.execute(
-            select(STATION_TARIFFS).where(STATION_TARIFFS.c.station_id == station_id)
+            select(*_STATION_TARIFF).where(STATION_TARIFFS.c.station_id == station_id)
         ).first()
         return None if row is None else cast(StationTariff, _of(StationTariff, row))
 
@@ -309,7 +331,7 @@ class SettlementStore:
     ) -> dict[str, SettlementSession]:
         if not session_ids:
             return {}
-        rows = conn.execute(select(SESSIONS).where(SESSIONS.c.session_id.in_(session_ids)))
+        rows = conn.execute(select(*_SESSION).where(SESSIONS.c.session_id.in_(session_ids)))
         return {row.session_id: _of(SettlementSession, row) for row in rows}
 
     def session(self, conn: Connection, session_id: str) -> SettlementSession:
@@ -322,17 +344,32 @@ class SettlementStore:
         """Insert new sessions, marking the quotes they locked as used."""
         if not sessions:
             return
-        conn.execute(insert(SESSIONS), [_session_values(s) for s in sessions])
+        _INSERT_SESSIONS.execute(conn, [_session_values(s) for s in sessions])
         used = [s.quote_id for s in sessions if s.quote_id is not None]
         if used:
             conn.execute(update(QUOTES).where(QUOTES.c.id.in_(used)).values(used=True))
 
     def update_sessions(self, conn: Connection, sessions: Sequence[SettlementSession]) -> None:
         """Store each session's progress (one statement for the whole batch)."""
-        if sessions:
+        _UPDATE_PROGRESS.execute(
+            conn,
+            [{"sid": s.session_id, **{c: getattr(s, c) for c in _PROGRESS}} for s in sessions],
+        )
+
+    def move_sessions(
+        self,
+        conn: Connection,
+        session_ids: Sequence[str],
+        state: str,
+        closed_at: datetime | None,
+    ) -> None:
+        """Set the state (and closing time) of sessions whose other progress is stored: what a
+        batch's receipts do, in a statement per few hundred sessions rather than one each."""
+        for start in range(0, len(session_ids), _IN_CHUNK):
             conn.execute(
-                _UPDATE_PROGRESS,
-                [{"sid": s.session_id, **{c: getattr(s, c) for c in _PROGRESS}} for s in sessions],
+                update(SESSIONS)
+                .where(SESSIONS.c.session_id.in_(session_ids[start : start + _IN_CHUNK]))
+                .values(state=state, closed_at=closed_at)
             )
 
     def open_quotes(
@@ -343,7 +380,7 @@ class SettlementStore:
         if not id_tokens:
             return {}
         rows = conn.execute(
-            select(QUOTES)
+            select(*_QUOTE)
             .where(
                 QUOTES.c.id_token.in_(sorted(set(id_tokens))),
                 QUOTES.c.used.is_(False),
@@ -360,7 +397,7 @@ class SettlementStore:
         opened_before: datetime | None = None,
         id_token: str | None = None,
     ) -> list[SettlementSession]:
-        query = select(SESSIONS).order_by(SESSIONS.c.opened_at, SESSIONS.c.session_id)
+        query = select(*_SESSION).order_by(SESSIONS.c.opened_at, SESSIONS.c.session_id)
         if states is not None:
             query = query.where(SESSIONS.c.state.in_(states))
         if opened_before is not None:
@@ -371,8 +408,10 @@ class SettlementStore:
 
 
 _SESSION_COLUMNS = tuple(column.name for column in SESSIONS.columns)
+_IN_CHUNK = 500  # values per IN list, within every SQLite build's bound on parameters
 _PROGRESS = ("state", "cost_minor", "payee_minor", "fee_minor", "record_hash", "closed_at", "note")
-_UPDATE_PROGRESS = (
+_INSERT_SESSIONS = BatchStatement(insert(SESSIONS))
+_UPDATE_PROGRESS = BatchStatement(
     update(SESSIONS)
     .where(SESSIONS.c.session_id == bindparam("sid"))
     .values({c: bindparam(c) for c in _PROGRESS})

@@ -84,11 +84,29 @@ class Settings(BaseSettings):
         description="seconds after its start a session that never ended is settled on its "
         "meter values so far; its escrow may be refunded by anyone as long again later",
     )
+    settlement_export_price: str | None = Field(
+        default=None,
+        description="paid per kWh a vehicle sends back to the grid (e.g. '0.20 EUR'), to the "
+        "wallet of its id token when the transaction ends; unset: export is not paid",
+    )
+    settlement_export_payer: str | None = Field(
+        default=None,
+        description="wallet (a program's budget) that pays for exported energy; unset: the CPO",
+    )
     tls_host_names: list[str] = Field(
         default_factory=list, description="DNS names and IPs the CSMS server certificate adds"
     )
     grid_host: str = Field(default="127.0.0.1", description="address of the IEEE 2030.5 server")
     grid_port: int = Field(default=8443, description="HTTPS port of the IEEE 2030.5 server (mTLS)")
+    grid_nominal_hz: float = Field(
+        default=60.0,
+        gt=0,
+        description="nominal frequency of the area power system; the IEEE 1547 defaults of the "
+        "EVSE-side 2030.5 client are carried to it from their 60 Hz values",
+    )
+    grid_nominal_v: float = Field(
+        default=240.0, gt=0, description="nominal voltage (VN) at the EVSE-side 2030.5 client"
+    )
     grid_schema: Path | None = Field(
         default=None,
         description="path of IEEE's sep_2018.xsd: when set, every 2030.5 document in or out is "

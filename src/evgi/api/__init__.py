@@ -8,9 +8,11 @@ from fastapi import FastAPI
 
 from evgi import __version__
 from evgi.api import (
+    bidirectional,
     charging_profiles,
     commands,
     data,
+    export_payments,
     identity,
     ledger,
     opcp,
@@ -50,12 +52,14 @@ def create_app(platform: Platform, csms: Csms | None = None) -> FastAPI:
     app.include_router(opcp.est_router, prefix="/.well-known/est")
     app.include_router(pki.router, prefix="/pki")
     app.include_router(stations.router, prefix="/api/stations")
+    app.include_router(bidirectional.router, prefix="/api/stations")
     app.include_router(
         charging_profiles.router, prefix="/api/stations/{station_id}/charging-profiles"
     )
     app.include_router(commands.router, prefix="/api/stations/{station_id}/commands")
     app.include_router(tokens.router, prefix="/api/tokens")
     app.include_router(transactions.router, prefix="/api")
+    app.include_router(export_payments.router, prefix="/api")
     return app
 
 

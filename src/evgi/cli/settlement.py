@@ -22,6 +22,7 @@ from evgi.settlement import (
     verify_session_proof,
 )
 from evgi.storage import CdrStore
+from evgi.storage.export_payment import export_payments
 
 settlement_app = typer.Typer(
     help="Charge detail records, their anchoring on the ledger, proofs and invoices.",
@@ -50,6 +51,28 @@ def settlement_cdrs(
             cdr.digest,
             "-" if cdr.batch_id is None else str(cdr.batch_id),
             "-" if cdr.leaf_index is None else str(cdr.leaf_index),
+        )
+    console.print(table)
+
+
+@settlement_app.command("export-payments")
+def settlement_export_payments(
+    ctx: typer.Context,
+    wallet: Annotated[str | None, typer.Option(help="of this wallet only")] = None,
+    limit: Annotated[int, typer.Option(help="how many of the latest")] = 20,
+) -> None:
+    """What V2G sessions' drivers were paid for their export, and the transfers that paid it."""
+    with opened_platform(ctx) as platform, platform.db.connect() as conn:
+        payments = export_payments(conn, wallet=wallet, limit=limit)
+    table = Table("session", "wallet", "export Wh", "paid", "state", "transaction")
+    for payment in payments:
+        table.add_row(
+            payment.session_id,
+            payment.wallet,
+            str(payment.export_wh),
+            str(Money(payment.currency, payment.amount_minor)),
+            payment.state,
+            payment.tx_hash or "-",
         )
     console.print(table)
 

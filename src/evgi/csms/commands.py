@@ -23,7 +23,8 @@ from evgi.csms.errors import UnsupportedCommand
 from evgi.csms.plug_and_charge import certificate_command
 from evgi.csms.protocol import OcppVersion
 from evgi.csms.registry import StationRegistry
-from evgi.csms.v21.bidirectional import Bidirectional, EvChargingNeeds
+from evgi.csms.v21.bidirectional import Bidirectional
+from evgi.storage.bidirectional import EvChargingNeeds, current_charging_needs
 from evgi.storage.charging import ChargingStore
 
 
@@ -156,8 +157,10 @@ class Commands:
         return charge_point
 
     def ev_charging_needs(self, station_id: str, evse_id: int) -> EvChargingNeeds | None:
-        """2.1: the latest NotifyEVChargingNeeds of the EV at the EVSE, on this connection."""
-        return self._bidirectional(station_id).charging_needs.get(evse_id)
+        """2.1: the stored NotifyEVChargingNeeds of the EV at the EVSE, until its transaction
+        ends (`evgi.storage.bidirectional.current_charging_needs`); the station need not be
+        connected to this process."""
+        return self._store.run(current_charging_needs, station_id, evse_id)
 
     async def set_der_control(
         self,

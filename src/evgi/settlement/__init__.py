@@ -20,7 +20,7 @@ from evgi.settlement.dynamic_tariff import (
     tariff_from_day_ahead,
     tariff_from_time_bands,
 )
-from evgi.settlement.export_payment import ExportPayment, ExportPayments, exported_wh
+from evgi.settlement.export_payment import ExportPayments, exported_wh
 from evgi.settlement.invoice import Invoice, build_invoice
 from evgi.settlement.price_quote import (
     LockedTariff,
@@ -34,6 +34,7 @@ from evgi.settlement.session_cost import (
     CostLine,
     DimensionCost,
     PriceLimit,
+    TariffPricing,
     price_expired_reservation,
     price_session,
 )
@@ -57,6 +58,7 @@ from evgi.settlement.tariff import (
     parse_tariff,
 )
 from evgi.settlement.wallet import HistoryEntry, Wallets, token_symbol
+from evgi.storage.export_payment import ExportPayment
 
 __all__ = [
     "Cdr",
@@ -93,6 +95,7 @@ __all__ = [
     "Tariff",
     "TariffDimensionType",
     "TariffElement",
+    "TariffPricing",
     "TariffRestrictions",
     "TariffType",
     "TimeBand",

@@ -4,7 +4,16 @@ Every subsystem's table module is imported here, so `Base.metadata` always descr
 schema the migrations build.
 """
 
-from evgi.storage import data_hosting, grid, pki, pools, settlement, v2g
+from evgi.storage import (
+    bidirectional,
+    data_hosting,
+    export_payment,
+    grid,
+    pki,
+    pools,
+    settlement,
+    v2g,
+)
 from evgi.storage.charge_records import CdrBatch, CdrConflict, CdrStore, StoredCdr
 from evgi.storage.charging import (
     ChargingProfileRecord,
@@ -51,8 +60,10 @@ __all__ = [
     "StoredMeterSample",
     "TransactionRow",
     "VariableRecord",
+    "bidirectional",
     "create_database_engine",
     "data_hosting",
+    "export_payment",
     "grid",
     "migrate",
     "open_database",

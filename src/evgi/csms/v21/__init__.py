@@ -6,7 +6,8 @@ Any 2.1 action without a handler here is answered with CALLERROR NotImplemented 
 
 from evgi.csms import v201
 from evgi.csms.protocol import DIALECTS, OcppVersion
-from evgi.csms.v21.bidirectional import Bidirectional, DerAlarm, EvChargingNeeds
+from evgi.csms.v21.bidirectional import Bidirectional
+from evgi.storage.bidirectional import DerAlarm, EvChargingNeeds
 
 
 class ChargePoint(Bidirectional, v201.ChargePoint):

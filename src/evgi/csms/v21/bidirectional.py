@@ -1,72 +1,30 @@
 """2.1 bidirectional power transfer: the EV's charging needs, DER controls and DER alarms.
 
-The EV's needs (with its V2X limits) are kept per EVSE while the station is connected, so
-whoever dispatches discharge can bound its setpoints by them; alarms are kept per station.
-Both are published on the bus, where consumers that outlive a connection pick them up.
+The EV's needs (with its V2X limits) and every alarm are stored (`evgi.storage.bidirectional`),
+so whoever dispatches discharge, in any process and after a restart, bounds its setpoints by
+the needs; both are also published on the bus for consumers that react as they come.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ocpp.v21.enums import Action
 
-from evgi.csms.charge_point import ChargePoint, Services, on
+from evgi.csms.charge_point import ChargePoint, on
 from evgi.csms.connection import to_snake_case
 from evgi.csms.metering import parse_time
-from evgi.storage.charging import Station
-
-
-def bidirectional(mode: str) -> bool:
-    """Whether an EnergyTransferMode carries power back: 2.1 names every such mode *_BPT*."""
-    return "BPT" in mode
-
-
-@dataclass(frozen=True)
-class EvChargingNeeds:
-    """NotifyEVChargingNeeds as stored: the whole chargingNeeds object (snake_case) plus what
-    discharge needs at hand. `max_discharge_w` is the EV's maxDischargePower, if it sent one."""
-
-    station_id: str
-    evse_id: int
-    requested_energy_transfer: str
-    control_mode: str | None
-    departure_at: datetime | None
-    max_charge_w: float | None
-    max_discharge_w: float | None
-    needs: dict[str, Any]
-    received_at: datetime
-    answer: str
-
-    @property
-    def bidirectional(self) -> bool:
-        return bidirectional(self.requested_energy_transfer)
-
-
-@dataclass(frozen=True)
-class DerAlarm:
-    """NotifyDERAlarm: a DER control the station could not keep, or its end."""
-
-    station_id: str
-    control_type: str
-    grid_event_fault: str | None
-    alarm_ended: bool
-    timestamp: datetime
-    extra_info: str | None
-    received_at: datetime
+from evgi.storage.bidirectional import (
+    DerAlarm,
+    EvChargingNeeds,
+    record_charging_needs,
+    record_der_alarm,
+    transfers_back,
+)
 
 
 class Bidirectional(ChargePoint):
     """Handlers and commands of 2.1's bidirectional and DER control blocks."""
-
-    def __init__(
-        self, station: Station, services: Services, peer_certificate: bytes | None = None
-    ) -> None:
-        super().__init__(station, services, peer_certificate)
-        self.charging_needs: dict[int, EvChargingNeeds] = {}
-        self.der_alarms: list[DerAlarm] = []
 
     @on(Action.notify_ev_charging_needs)
     async def on_notify_ev_charging_needs(
@@ -81,10 +39,11 @@ class Bidirectional(ChargePoint):
         departure = charging_needs.get("departure_time")
         # Processing: a V2X profile follows once dispatch has a setpoint for this EV. Otherwise
         # the CSMS sends no profile for these needs, which 2.1 says with NoChargingProfile.
-        answer = "Processing" if bidirectional(mode) and v2x else "NoChargingProfile"
+        answer = "Processing" if transfers_back(mode) and v2x else "NoChargingProfile"
         needs = EvChargingNeeds(
             station_id=self.id,
             evse_id=evse_id,
+            transaction_id=None,  # the store sets the transaction running at the EVSE
             requested_energy_transfer=mode,
             control_mode=charging_needs.get("control_mode"),
             departure_at=None if departure is None else parse_time(departure),
@@ -94,8 +53,7 @@ class Bidirectional(ChargePoint):
             received_at=parse_time(timestamp) if timestamp else self.now(),
             answer=answer,
         )
-        self.charging_needs[evse_id] = needs
-        self.publish(needs)
+        self.publish(await self.store(record_charging_needs, needs))
         return self.dialect.call_result.NotifyEVChargingNeeds(status=answer)
 
     @on(Action.notify_der_alarm)
@@ -117,7 +75,7 @@ class Bidirectional(ChargePoint):
             extra_info=extra_info,
             received_at=self.now(),
         )
-        self.der_alarms.append(alarm)
+        await self.store(record_der_alarm, alarm)
         self.publish(alarm)
         return self.dialect.call_result.NotifyDERAlarm()
 

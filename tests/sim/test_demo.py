@@ -70,6 +70,16 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert all(r["energy Wh"] > 0 and r["token"] and r["start"] < r["stop"] for r in sessions)
     assert charging["data"]["schema_violations"] == 0 and charging["data"]["messages_checked"] > 50
     assert charging["plots"] == ["Energy per session"]
+    v2g = sections["V2G and the feeder (IEEE 2030.5 / 1547)"]
+    rows = {row["vehicle"]: row for row in v2g["rows"]}
+    assert [row["OCPP"] for row in v2g["rows"]] == ["2.1"] * 5 + ["1.6"]
+    paid = v2g["data"]["export_payments"]
+    assert set(paid) == {"vehicle-1", "vehicle-3", "vehicle-4"}
+    for vehicle, payment in paid.items():
+        assert payment["amount_minor"] == payment["export_wh"] * 45 // 1000 > 0
+        assert rows[vehicle]["exported kWh"] == round(payment["export_wh"] / 1000, 2)
+        assert rows[vehicle]["DER alarms"] == 1
+    assert v2g["data"]["der_control"] == {"station": "home-evse-1", "status": "Accepted"}
     html = (folder / "report.html").read_text()
     assert html.count("<table>") >= 4 and "data:image/png;base64," in html
 

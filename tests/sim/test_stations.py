@@ -79,6 +79,19 @@ def test_meter_integrates_power_exactly() -> None:
         small.run(-5, timedelta(seconds=1))
 
 
+def test_meter_keeps_export_on_a_register_of_its_own() -> None:
+    meter = Meter()
+    assert meter.run(4_000, timedelta(minutes=30)) == 2_000
+    for _ in range(60):
+        meter.export(6_000, timedelta(minutes=1))
+    assert (meter.register_wh, meter.export_register_wh) == (2_000, 6_000)
+    # While exporting nothing is imported.
+    assert meter.power_w == 0
+    assert meter.reading(T0).energy_wh == 2_000
+    with pytest.raises(ValueError):
+        meter.export(-1, timedelta(seconds=1))
+
+
 def test_meter_readings_per_phase_and_state_of_charge() -> None:
     ac = Meter(phases=3)
     ac.run(11_040, timedelta(hours=1))

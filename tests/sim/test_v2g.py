@@ -3,35 +3,52 @@ grid clients and inverters, the agreement rules, the fleet plan and the dispatch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from evgi.app import Platform, open_platform
 from evgi.config import Settings
 from evgi.grid.client import COMPLETED, OPTED_OUT, STARTED
+from evgi.settlement import Wallets
 from evgi.sim.feeder import Feeder
-from evgi.sim.v2g import EVENT_LIMIT, RATING, RESIDENTS, Evening, V2gEvening
-from evgi.storage import open_database
+from evgi.sim.settlement import CURRENCY
+from evgi.sim.stations.v21 import EXPORT_REGISTER
+from evgi.sim.v2g import (
+    EVENT_LIMIT,
+    EXPORT_PRICE,
+    RATING,
+    RESIDENTS,
+    Evening,
+    V2gEvening,
+)
+from evgi.storage import ChargingStore
 from evgi.v2g import Refusal
+from evgi.v2g.station_commands import DISCHARGE_UNSUPPORTED
 from tests.grid.conftest import SEP_XSD
 
 
 @pytest.fixture(scope="module")
-def evening(tmp_path_factory: pytest.TempPathFactory) -> Evening:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Evening, Platform]]:
     folder: Path = tmp_path_factory.mktemp("v2g")
-    url = f"sqlite:///{folder / 'evgi.db'}"
     settings = Settings(
         data_dir=folder / "data",
-        database_url=url,
+        database_url=f"sqlite:///{folder / 'evgi.db'}",
         grid_schema=SEP_XSD if SEP_XSD.exists() else None,
     )
-    db = open_database(url)
+    platform = open_platform(settings)
     try:
-        return V2gEvening(settings, db, day=date(2026, 11, 20)).run()
+        yield V2gEvening(platform, day=date(2026, 11, 20)).run(), platform
     finally:
-        db.dispose()
+        platform.close()
+
+
+@pytest.fixture(scope="module")
+def evening(run: tuple[Evening, Platform]) -> Evening:
+    return run[0]
 
 
 def test_every_check_of_the_evening_holds(evening: Evening) -> None:
@@ -73,6 +90,94 @@ def test_v2g_lowers_the_peak_and_volt_var_answers_the_voltage(evening: Evening) 
     low = evening.voltage_with[:-1, :] < 0.98 - 1e-3
     assert low.any()
     assert np.all(evening.reactive_var[1:][low.any(axis=1)].sum(axis=1) > 0)
+
+
+def test_the_dispatch_reaches_the_stations_over_ocpp(evening: Evening) -> None:
+    versions = {v: {s.version.value for s in sent} for v, sent in evening.sent.items()}
+    assert versions == {r.vehicle: {f"ocpp{r.ocpp}"} for r in RESIDENTS}
+    assert versions["vehicle-6"] == {"ocpp1.6"}
+    assert all(s.status == "Accepted" for sent in evening.sent.values() for s in sent)
+    # 2.1 EVs told their needs at plug-in; the one that cannot take 1547 functions asked for
+    # no bidirectional transfer, so the CSMS has no V2X profile for it.
+    assert evening.needs == {
+        "vehicle-1": "Processing",
+        "vehicle-2": "NoChargingProfile",
+        "vehicle-3": "Processing",
+        "vehicle-4": "Processing",
+        "vehicle-5": "Processing",
+    }
+    setpoints = [
+        period["setpoint"]
+        for s in evening.sent["vehicle-1"]
+        for period in s.body["chargingSchedule"][0]["chargingSchedulePeriod"]
+        if period["operationMode"] == "CentralSetpoint"
+    ]
+    assert min(setpoints) < 0 < max(setpoints)
+    # The plan the 1.6 station got at plug-in asked for discharge: a 0 W limit, and why.
+    (plan,) = evening.sent["vehicle-6"][:1]
+    assert plan.reason == DISCHARGE_UNSUPPORTED.format(version="ocpp1.6")
+    limits = [p["limit"] for p in plan.body["chargingSchedule"]["chargingSchedulePeriod"]]
+    assert 0.0 in limits and min(limits) >= 0.0
+    assert evening.der_control == ("home-evse-1", "Accepted")
+    assert evening.schema_violations == 0
+
+
+def test_the_grid_limit_holds_an_overreach_and_the_stations_raise_der_alarms(
+    evening: Evening,
+) -> None:
+    limit = RATING.max_discharge_w * EVENT_LIMIT / 10000
+    assert evening.overreached == {"vehicle-1", "vehicle-3", "vehicle-4"}
+    for vehicle, alarms in evening.alarms.items():
+        if vehicle not in evening.overreached:
+            assert alarms == [], vehicle
+            continue
+        raised, cleared = alarms
+        assert (raised.control_type, raised.alarm_ended, cleared.alarm_ended) == (
+            "LimitMaxDischarge",
+            False,
+            True,
+        )
+        assert raised.extra_info is not None
+        assert f"{RATING.max_discharge_w:.0f} W held at {limit:.0f} W" in raised.extra_info
+        asked = [
+            p["setpoint"]
+            for s in evening.sent[vehicle]
+            for p in s.body["chargingSchedule"][0]["chargingSchedulePeriod"]
+        ]
+        assert -RATING.max_discharge_w in asked
+    # What the stations metered never went past the limit, though they were asked to.
+    assert evening.metered_w.max() == limit
+    assert np.all(evening.metered_w <= evening.limit_w + 1)
+
+
+def test_export_is_metered_apart_and_paid_to_the_driver(run: tuple[Evening, Platform]) -> None:
+    evening, platform = run
+    wallets = Wallets.for_platform(platform, CURRENCY)
+    store = ChargingStore(platform.db)
+    paid = set()
+    for index, resident in enumerate(RESIDENTS):
+        exported = evening.export_register_wh[resident.vehicle]
+        payment = evening.payments.get(resident.vehicle)
+        if not evening.agreed(resident.vehicle):
+            assert exported == 0 and payment is None, resident.vehicle
+            assert wallets.balance(resident.driver).minor == 0
+            continue
+        assert abs(exported - evening.exported_wh(index)) < 10
+        assert payment is not None
+        assert (payment.export_wh, payment.amount_minor) == (
+            exported,
+            exported * EXPORT_PRICE.minor // 1000,
+        )
+        assert wallets.balance(resident.driver).minor == payment.amount_minor
+        assert platform.ledger.receipt(payment.tx_hash).ok
+        # The CSMS stored both registers of the session, the import one charged as usual.
+        transaction = store.run(store.find_transaction, resident.station_id, payment.transaction_id)
+        assert transaction is not None
+        samples = store.run(store.meter_samples, transaction_number=transaction.number)
+        measurands = {s.sample.measurand for s in samples}
+        assert {EXPORT_REGISTER, "Energy.Active.Import.Register"} <= measurands
+        paid.add(resident.vehicle)
+    assert paid == {"vehicle-1", "vehicle-3", "vehicle-4"}
 
 
 def test_the_feeder_voltage_falls_along_the_line_with_load() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from evgi.core.clock import SimulatedClock
+from evgi.core.errors import ValidationError
 from evgi.csms import UnsupportedCommand
 from evgi.csms.v21 import DerAlarm, EvChargingNeeds
 from evgi.sim.stations import EvseSpec, Rating, Station, Vehicle, station_class
@@ -186,5 +187,95 @@ def test_bad_v2x_messages_get_ocpp_errors_and_nothing_is_kept(harness: Harness) 
     asyncio.run(scenario())
 
 
+def test_a_21_station_holds_its_v2x_setpoint_and_alarms_when_a_limit_holds_it(
+    harness: Harness,
+) -> None:
+    async def scenario() -> None:
+        harness.csms.add_token(CARD)
+        async with harness.serve():
+            station = await charging(harness, "2.1", "V2X-SP")
+            assert await station.notify_ev_charging_needs(1, NEEDS) == "Processing"
+            session = station.session()
+            assert session is not None
+            v2g = StationCommands(harness.csms.commands, station.clock)
+            target = Target("V2X-SP", 1, session.transaction_id)
+            await v2g.send_setpoints(target, [Period(0, -6_000.0), Period(3_600, 2_000.0)])
+            asked: list[float] = []
+
+            def inverter_at_4kw(setpoint_w: float) -> float:
+                """An inverter under a grid limit of 4 kW export."""
+                asked.append(setpoint_w)
+                return max(setpoint_w, -4_000.0)
+
+            # The setpoint goes to the power stage; the export it let through is metered.
+            assert await station.transfer_for(timedelta(hours=1), inverter_at_4kw) == -4_000.0
+            meter = station.evse().meter
+            assert (meter.register_wh, meter.export_register_wh) == (0, 4_000)
+            # The next period charges: the stage follows, the alarm ends.
+            assert await station.transfer_for(timedelta(minutes=30), inverter_at_4kw) == 2_000.0
+            assert asked == [-6_000.0, 2_000.0]
+            assert (meter.register_wh, meter.export_register_wh) == (1_000, 4_000)
+            await asyncio.sleep(0.05)
+            raised, ended = harness.of_type(DerAlarm)
+            assert (raised.control_type, raised.alarm_ended, ended.alarm_ended) == (
+                "LimitMaxDischarge",
+                False,
+                True,
+            )
+            assert raised.extra_info == (
+                "discharge setpoint 6000 W held at 4000 W by the grid limit in force"
+            )
+            # The meter values of the transaction carry both registers.
+            await station.stop_charging()
+            samples = harness.csms.store.run(harness.csms.store.meter_samples, "V2X-SP")
+            registers = {
+                s.sample.measurand: s.sample.value
+                for s in samples
+                if s.sample.measurand.startswith("Energy")
+            }
+            assert registers == {
+                "Energy.Active.Import.Register": 1_000,
+                "Energy.Active.Export.Register": 4_000,
+            }
+            assert station.schema_violations == []
+            await station.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_201_station_draws_its_charging_limit_through_its_power_stage(
+    harness: Harness,
+) -> None:
+    async def scenario() -> None:
+        harness.csms.add_token(CARD)
+        async with harness.serve():
+            station = await charging(harness, "2.0.1", "V2X-LIM")
+            session = station.session()
+            assert session is not None
+            v2g = StationCommands(harness.csms.commands, station.clock)
+            target = Target("V2X-LIM", 1, session.transaction_id)
+            sent = await v2g.send_setpoints(target, [Period(0, 3_000.0), Period(1_800, -5_000.0)])
+            assert sent.reason == DISCHARGE_UNSUPPORTED.format(version="ocpp2.0.1")
+            asked: list[float] = []
+
+            def follows(setpoint_w: float) -> float:
+                asked.append(setpoint_w)
+                return setpoint_w
+
+            await station.transfer_for(timedelta(minutes=30), follows)
+            await station.transfer_for(timedelta(minutes=30), follows)
+            # The EV draws the limit; where discharge was asked, the limit is 0 W.
+            assert asked == [3_000.0, 0.0]
+            assert station.evse().meter.register_wh == 1_500
+            assert station.evse().meter.export_register_wh == 0
+            await station.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_schedule_starts_at_zero() -> None:
     assert plan_periods([1.0, 1.0, 2.0], 900) == [Period(0, 1.0), Period(1_800, 2.0)]
+    # A vehicle plugged in 5 minutes into a slot: the next slot starts 10 minutes from now.
+    assert plan_periods([1.0, 2.0], 900, 300) == [Period(0, 1.0), Period(600, 2.0)]
+    with pytest.raises(ValidationError):
+        plan_periods([1.0], 900, 900)

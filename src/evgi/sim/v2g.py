@@ -14,6 +14,15 @@ which each minute holds every vehicle to its planned power as far as it can go a
 some cannot do (a refusal since the plan, a grid limit below the program's) among the others,
 within the limits the EVSEs report.
 
+Between the two, the CPO's CSMS: each home EVSE is a simulated OCPP station on a real
+websocket. 2.1 stations tell the EV's charging needs (with its V2X limits) when it plugs in;
+the day-ahead schedule and then each setpoint of the dispatcher that differs from it go to
+them as V2X charging profiles, and to the 1.6 station as charging limits, with the reason a
+discharge became 0 W. The station applies its profile's setpoint to the inverter, which still
+clamps it to the 2030.5 limits in force, meters import and export on registers of their own,
+and raises a DER alarm when the grid limit holds a setpoint. When the vehicles leave, the
+export each session metered is paid to the driver's wallet at the program's event price.
+
 The feeder (sim/feeder.py) turns households, EV charging and the inverters' active and
 reactive power into the voltage each inverter measures the next minute. The same evening is
 run without V2G (every EV charging flat out on arrival) for comparison.
@@ -22,6 +31,7 @@ run without V2G (every EV charging flat out on arrival) for comparison.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,8 +44,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from numpy.typing import NDArray
 from sqlalchemy import Engine
 
+from evgi.app import Platform
 from evgi.config import Settings
 from evgi.core.clock import SimulatedClock
+from evgi.core.units import Money
+from evgi.csms import Csms, TransactionEnded, TransactionStarted
+from evgi.csms.metering import format_time
+from evgi.csms.v21 import DerAlarm
 from evgi.grid import (
     RESPONSE_STATUS,
     Coupling,
@@ -44,6 +59,7 @@ from evgi.grid import (
     EndDevices,
     GridClient,
     Inverter,
+    Output,
     Rating,
     Schema,
     Setpoint,
@@ -52,8 +68,13 @@ from evgi.grid import (
     lfdi,
 )
 from evgi.grid.client import COMPLETED, OPTED_OUT, RECEIVED, STARTED
+from evgi.settlement import ExportPayment, ExportPayments, Wallets
 from evgi.sim.feeder import Feeder
 from evgi.sim.report import Section, line_plot
+from evgi.sim.settlement import CURRENCY
+from evgi.sim.stations import EvseSpec, PowerStage, Station21, StationError, station_class
+from evgi.sim.stations import Station as OcppStation
+from evgi.storage import ChargingStore
 from evgi.storage.grid import GridStore
 from evgi.v2g import (
     REFUSED_BY,
@@ -64,8 +85,12 @@ from evgi.v2g import (
     Executor,
     Fleet,
     Grid,
+    Period,
     Plan,
     ProgramOperator,
+    Sent,
+    StationCommands,
+    Target,
     V2gRegister,
     Vehicle,
     VehicleStates,
@@ -73,6 +98,7 @@ from evgi.v2g import (
     plan_fleet,
     share,
 )
+from evgi.v2g.station_commands import plan_periods
 
 if TYPE_CHECKING:  # the scenario imports this part
     from evgi.sim.scenario import FoundationScenario
@@ -101,6 +127,17 @@ PROGRAM_MAX_W = 7_000
 # Energy prices (minor units per MWh): peak 17:00-21:00, cheap night, and what the utility's
 # program pays for energy exported during its event.
 PEAK_BUY, DAY_BUY, NIGHT_BUY, EVENT_SELL = 30_000, 20_000, 12_000, 45_000
+# Export is paid at the event price (per kWh), from the program's budget; export only happens
+# during the event, where the grid limit allows it.
+EXPORT_PRICE = Money(CURRENCY, EVENT_SELL // 1000)
+PROGRAM_WALLET = "rhine-grid-evening-peak"
+PROGRAM_BUDGET = Money(CURRENCY, 100_00)
+# The stations send meter values each half hour; at plug-in they get the next six hours of
+# the day-ahead plan, within the 24 periods a station takes.
+SAMPLE_INTERVAL_S = 1800
+PLAN_SLOTS = 24
+# The home EVSEs' link is quiet between meter values: a heartbeat an hour tells they are alive.
+HEARTBEAT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -118,10 +155,30 @@ class Resident:
     arrival_min: int
     target_percent: int = 80
     opts_out_min: int | None = None
+    ocpp: str = "2.1"
+
+    @property
+    def number(self) -> int:
+        return int(self.vehicle.rsplit("-", 1)[1])
 
     @property
     def evse_id(self) -> str:
-        return f"DE*VCH*E{100 + int(self.vehicle.rsplit('-', 1)[1]):04d}*1"
+        return f"DE*VCH*E{100 + self.number:04d}*1"
+
+    @property
+    def station_id(self) -> str:
+        return f"home-evse-{self.number}"
+
+    @property
+    def card(self) -> str:
+        """The driver's RFID card at the home EVSE (a 7-byte UID)."""
+        return f"04E2{self.number:010X}"
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether the EV asks its station for bidirectional transfer: DC vehicles, whose EVSE
+        has the inverter, and AC vehicles whose own inverter takes 1547 functions."""
+        return self.coupling is Coupling.DC or self.receives_1547
 
     @property
     def modes(self) -> frozenset[str]:
@@ -136,7 +193,19 @@ RESIDENTS = (
     Resident("driver-3", "vehicle-3", 4, Coupling.DC, True, 98_000, 70, 30, 45),
     Resident("driver-4", "vehicle-4", 3, Coupling.AC, True, 60_000, 75, 35, 75),
     Resident("driver-5", "vehicle-5", 1, Coupling.DC, True, 77_000, 25, 30, 10),
-    Resident("driver-6", "vehicle-6", 0, Coupling.DC, True, 64_000, 85, 30, 30, opts_out_min=80),
+    Resident(
+        "driver-6",
+        "vehicle-6",
+        0,
+        Coupling.DC,
+        True,
+        64_000,
+        85,
+        30,
+        30,
+        opts_out_min=80,
+        ocpp="1.6",
+    ),
 )
 FEEDER = Feeder.cable((4, 4, 4, 4, 4, 4), segment_m=120, ohm_per_km=(0.32, 0.08))
 
@@ -187,15 +256,32 @@ def _local_hour(at: datetime) -> float:
 
 @dataclass
 class Station:
-    """One EVSE on the feeder: its 2030.5 client and the inverter the client feeds."""
+    """One EVSE on the feeder: its 2030.5 client and the inverter the client feeds, its OCPP
+    side, and the schedule the CSMS last sent it (start, periods)."""
 
     resident: Resident
     client: GridClient
     inverter: Inverter
+    ocpp: OcppStation
     evse: Evse
     consent: Consent
     soc_wh: float
     decision: Decision | None = None
+    target: Target | None = None
+    in_force: tuple[datetime, list[Period]] | None = None
+
+    def applies(self, power_w: float) -> float:
+        """The power the station holds for a schedule's `power_w`: before 2.1, a charging limit
+        only, drawn in full."""
+        return power_w if isinstance(self.ocpp, Station21) else max(power_w, 0.0)
+
+    def scheduled_w(self, at: datetime) -> float | None:
+        """What the schedule in force has the station hold at `at`."""
+        if self.in_force is None:
+            return None
+        start, periods = self.in_force
+        offset = (at - start).total_seconds()
+        return self.applies([p.power_w for p in periods if p.start_s <= offset][-1])
 
 
 @dataclass
@@ -217,10 +303,19 @@ class Evening:
     requested_w: Array  # minute x station: the consumer layer's setpoint
     limit_w: Array  # minute x station: the export limit of the utility's controls
     soc_wh: Array  # minute x station
+    metered_w: Array  # minute x station: the power the station metered, positive exporting
     decisions: dict[str, list[Decision]] = field(default_factory=dict)
     responses: dict[str, set[int]] = field(default_factory=dict)
     probe_w: dict[str, float] = field(default_factory=dict)
     telemetry: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, list[Sent]] = field(default_factory=dict)  # charging profiles, per vehicle
+    needs: dict[str, str] = field(default_factory=dict)  # the CSMS's answer to the EV's needs
+    alarms: dict[str, list[DerAlarm]] = field(default_factory=dict)
+    overreached: set[str] = field(default_factory=set)
+    der_control: tuple[str, str] | None = None  # station, its answer to SetDERControl
+    export_register_wh: dict[str, int] = field(default_factory=dict)
+    payments: dict[str, ExportPayment] = field(default_factory=dict)
+    schema_violations: int = 0
 
     @property
     def event_window(self) -> tuple[datetime, datetime]:
@@ -337,7 +432,95 @@ class Evening:
                 "the utility's server holds no telemetry of some EVSE",
             )
         )
+        return found + self._ocpp_checks()
+
+    def _ocpp_checks(self) -> list[tuple[bool, str]]:
+        """The OCPP side: profiles taken, grid limits kept at the meter, export paid."""
+        found: list[tuple[bool, str]] = [
+            (
+                bool(np.all(self.metered_w <= self.limit_w + 1)),
+                "a station metered export past the grid limit in force",
+            ),
+            (self.schema_violations == 0, "the CSMS sent a home EVSE invalid OCPP messages"),
+            (
+                self.der_control is not None and self.der_control[1] == "Accepted",
+                "no 2.1 station accepted the CSMS's DER control",
+            ),
+        ]
+        # Each minute the meter counts the stage's power in whole W, and the register whole Wh.
+        rounding_wh = 0.5 * len(self.times) * STEP.total_seconds() / 3600 + 1
+        for index, resident in enumerate(self.residents):
+            vehicle = resident.vehicle
+            sent = self.sent.get(vehicle, [])
+            found.append(
+                (
+                    bool(sent) and all(s.status == "Accepted" for s in sent),
+                    f"the station of {vehicle} did not accept every charging profile",
+                )
+            )
+            if resident.ocpp == "2.1":
+                expected = "Processing" if resident.bidirectional else "NoChargingProfile"
+                found.append(
+                    (
+                        self.needs.get(vehicle) == expected,
+                        f"the CSMS did not answer {vehicle}'s charging needs with {expected}",
+                    )
+                )
+            elif bool((self.plan.power_w[index] < 0).any()):
+                # The plan it got at plug-in asks for discharge its OCPP version cannot carry.
+                found.append(
+                    (
+                        any(s.reason for s in sent),
+                        f"the {resident.ocpp} station of {vehicle} was asked to discharge "
+                        "and no reason was recorded",
+                    )
+                )
+            metered = self.export_register_wh.get(vehicle, 0)
+            found.append(
+                (
+                    abs(metered - self.exported_wh(index)) <= rounding_wh,
+                    f"the export register of {vehicle}'s station disagrees with its inverter",
+                )
+            )
+            payment = self.payments.get(vehicle)
+            if metered > 0:
+                found.append(
+                    (
+                        payment is not None
+                        and payment.export_wh == metered
+                        and payment.amount_minor == metered * EXPORT_PRICE.minor // 1000,
+                        f"{vehicle}'s driver was not paid the metered export at the price",
+                    )
+                )
+            else:
+                found.append((payment is None, f"{vehicle}'s driver was paid without export"))
+        for vehicle in self.overreached:
+            raised = [a for a in self.alarms.get(vehicle, []) if not a.alarm_ended]
+            cleared = [a for a in self.alarms.get(vehicle, []) if a.alarm_ended]
+            found.append(
+                (
+                    bool(raised) and bool(cleared),
+                    f"the station of {vehicle} raised and cleared no DER alarm when the grid "
+                    "limit held its setpoint",
+                )
+            )
+        found.append((bool(self.overreached), "no station was asked past the grid limit"))
         return found
+
+
+def _power_stage(
+    inverter: Inverter, at: datetime, volts: float, outputs: list[Output]
+) -> PowerStage:
+    """The inverter as the station's power stage: it takes the station's setpoint (import
+    positive) and clamps it to the grid limits in force; its output is kept in `outputs`."""
+
+    def stage(setpoint_w: float) -> float:
+        inverter.request(Setpoint(-setpoint_w))
+        output = inverter.step(at, volts, FREQUENCY_HZ)
+        outputs.append(output)
+        return -output.active_w
+
+    return stage
 
 
 def _prices(start: datetime, slots: int) -> tuple[Array, Array]:
@@ -357,22 +540,22 @@ class V2gEvening:
 
     def __init__(
         self,
-        settings: Settings,
-        db: Engine,
+        platform: Platform,
         operator_id: str = "rhine-grid",
         day: date | None = None,
         residents: tuple[Resident, ...] = RESIDENTS,
         feeder: Feeder = FEEDER,
     ) -> None:
-        self.settings = settings
-        self.db = db
+        self.platform = platform
+        self.settings = platform.settings
+        self.db = platform.db
         self.operator_id = operator_id
         day = day or datetime.now(UTC).date()
         self.start = datetime(day.year, day.month, day.day, 16 - UTC_OFFSET_H, tzinfo=UTC)
         self.residents = residents
         self.feeder = feeder
         self.clock = SimulatedClock(self.start)
-        self.register = V2gRegister(db)
+        self.register = V2gRegister(self.db)
         self.times = [self.start + STEP * i for i in range(EVENING_H * 60)]
 
     # -- the grid security layer -------------------------------------------------------------
@@ -401,7 +584,9 @@ class V2gEvening:
         )
         return peak_event, feeder_event
 
-    def _station(self, resident: Resident, base_url: str, schema: Schema | None) -> Station:
+    def _station(
+        self, resident: Resident, base_url: str, schema: Schema | None, ocpp: OcppStation
+    ) -> Station:
         """Admit the EVSE's certificate on the server and connect its client over mTLS."""
         authority = grid_authority(self.settings)
         identity = authority.issue_device_certificate(resident.evse_id)
@@ -434,7 +619,27 @@ class V2gEvening:
         self.register.save_consent(consent)
         evse = Evse(resident.evse_id, True, True, resident.coupling.value.upper())
         soc = resident.capacity_wh * resident.soc_percent / 100
-        return Station(resident, client, inverter, evse, consent, soc)
+        return Station(resident, client, inverter, ocpp, evse, consent, soc)
+
+    def _ocpp_station(self, resident: Resident, url: str, password: str) -> OcppStation:
+        """The home EVSE as an OCPP station of its version, on a clock of its own that the
+        evening keeps in step."""
+        station = station_class(resident.ocpp)(
+            resident.station_id,
+            url,
+            password=password,
+            clock=SimulatedClock(self.start),
+            evses=[
+                EvseSpec(
+                    int(RATING.max_charge_w),
+                    dc=resident.coupling is Coupling.DC,
+                    evse_id=resident.evse_id,
+                )
+            ],
+            model="evgi-sim home",
+        )
+        station.config.put("sample_interval", SAMPLE_INTERVAL_S)
+        return station
 
     # -- the consumer support layer ------------------------------------------------------------
 
@@ -505,15 +710,14 @@ class V2gEvening:
     def run(self) -> Evening:
         self.register.add_program(self.program)
         peak_event, feeder_event = self.utility_programs()
+        payments = self._export_payments()
         schema = None if self.settings.grid_schema is None else Schema(self.settings.grid_schema)
         with grid_server(self.settings, self.db, self.clock) as server:
-            base_url = f"https://127.0.0.1:{server.port}"
-            stations = [self._station(r, base_url, schema) for r in self.residents]
-            try:
-                evening = self._simulate(stations, peak_event, feeder_event)
-            finally:
-                for station in stations:
-                    station.client.close()
+            evening, stations, ended = asyncio.run(
+                self._over_ocpp(
+                    f"https://127.0.0.1:{server.port}", schema, peak_event, feeder_event
+                )
+            )
         store = GridStore(self.db)
         for station in stations:
             vehicle, lfdi = station.resident.vehicle, station.client.lfdi
@@ -523,9 +727,185 @@ class V2gEvening:
             points = store.usage_points(lfdi)
             evening.telemetry[vehicle] = sum(len(store.latest_readings(p.id)) for p in points)
             evening.decisions[vehicle] = self.register.decisions(vehicle)
+            event = ended.get(station.resident.station_id)
+            payment = None if event is None else payments.pay(event)
+            if payment is not None:
+                evening.payments[vehicle] = payment
         return evening
 
-    def _simulate(self, stations: list[Station], peak_event: str, feeder_event: str) -> Evening:
+    def _export_payments(self) -> ExportPayments:
+        """The drivers' wallets, each linked to the card of the driver's home EVSE, and the
+        program's budget that pays for the export."""
+        wallets = Wallets.for_platform(self.platform, CURRENCY)
+        for resident in self.residents:
+            if wallets.find(resident.driver) is None:
+                wallets.open(resident.driver)
+            wallets.link(resident.driver, resident.card)
+        wallets.topup(PROGRAM_WALLET, PROGRAM_BUDGET).raise_for_status()
+        payer = wallets.account(wallets.get(PROGRAM_WALLET))
+        return ExportPayments(wallets, ChargingStore(self.db), EXPORT_PRICE, payer)
+
+    async def _over_ocpp(
+        self, base_url: str, schema: Schema | None, peak_event: str, feeder_event: str
+    ) -> tuple[Evening, list[Station], dict[str, TransactionEnded]]:
+        """The CSMS on a free loopback port, the home EVSEs connected to it and to the 2030.5
+        server, and the evening run through both; the transactions that ended, by station."""
+        settings = self.settings.model_copy(update={"ocpp_heartbeat_interval": HEARTBEAT_S})
+        csms = Csms(settings, self.db, self.platform.bus, self.clock)
+        passwords = {r.station_id: secrets.token_urlsafe(18) for r in self.residents}
+        for resident in self.residents:
+            csms.add_station(resident.station_id, passwords[resident.station_id])
+            csms.add_token(resident.card, "Accepted")
+        started: dict[str, str] = {}
+        ended: dict[str, TransactionEnded] = {}
+        alarms: list[DerAlarm] = []
+        bus = self.platform.bus
+        unsubscribe = [
+            bus.subscribe(
+                TransactionStarted, lambda e: started.__setitem__(e.station_id, e.transaction_id)
+            ),
+            bus.subscribe(TransactionEnded, lambda e: ended.__setitem__(e.station_id, e)),
+            bus.subscribe(DerAlarm, alarms.append),
+        ]
+        commands = StationCommands(csms.commands, self.clock)
+        stations: list[Station] = []
+        try:
+            async with csms.running("127.0.0.1", 0) as server:
+                url = f"ws://127.0.0.1:{server.port}/ocpp"
+                try:
+                    for r in self.residents:
+                        ocpp = self._ocpp_station(r, url, passwords[r.station_id])
+                        stations.append(self._station(r, base_url, schema, ocpp))
+                    await asyncio.gather(*(s.ocpp.connect() for s in stations))
+                    evening = await self._simulate(
+                        stations, commands, started, peak_event, feeder_event
+                    )
+                    for station in stations:
+                        if station.ocpp.session() is not None:
+                            await station.ocpp.stop_charging()
+                            await station.ocpp.unplug()
+                finally:
+                    for station in stations:
+                        station.client.close()
+                        await station.ocpp.close()
+        finally:
+            for cancel in unsubscribe:
+                cancel()
+        for station in stations:
+            resident = station.resident
+            evening.sent[resident.vehicle] = [
+                s for s in commands.sent if s.target.station_id == resident.station_id
+            ]
+            evening.alarms[resident.vehicle] = [
+                a for a in alarms if a.station_id == resident.station_id
+            ]
+            evening.export_register_wh[resident.vehicle] = (
+                station.ocpp.evse().meter.export_register_wh
+            )
+            evening.schema_violations += len(station.ocpp.schema_violations)
+        return evening, stations, ended
+
+    async def _plug_in(
+        self,
+        station: Station,
+        index: int,
+        step: int,
+        plan: Plan,
+        commands: StationCommands,
+        started: dict[str, str],
+    ) -> str | None:
+        """The driver plugs in; a 2.1 EV tells its charging needs (the CSMS's answer is
+        returned), so its transaction meters export from the start; the driver badges; the CSMS
+        sends the station the next hours of the day-ahead plan."""
+        resident, ocpp = station.resident, station.ocpp
+        await ocpp.plug_in()
+        answer = None
+        if isinstance(ocpp, Station21):
+            answer = await ocpp.notify_ev_charging_needs(1, self._charging_needs(resident))
+        status = await ocpp.present_token(resident.card)
+        transaction = started.get(resident.station_id)
+        if status != "Accepted" or transaction is None:
+            raise StationError(f"{resident.station_id} started no transaction: {status}")
+        station.target = Target(resident.station_id, 1, transaction)
+        slot, elapsed = divmod(step, SLOT_MIN)
+        row = np.round(plan.power_w[index, slot : slot + PLAN_SLOTS])
+        await self._schedule(
+            station, commands, plan_periods(row.tolist(), SLOT_MIN * 60, elapsed * 60)
+        )
+        return answer
+
+    def _charging_needs(self, resident: Resident) -> dict[str, Any]:
+        """NotifyEVChargingNeeds' chargingNeeds (snake_case): the transfer the EV asks for
+        and, when bidirectional, its V2X limits."""
+        if not resident.bidirectional:
+            return {"requested_energy_transfer": "AC_three_phase"}
+        mode = "DC_BPT" if resident.coupling is Coupling.DC else "AC_BPT"
+        return {
+            "requested_energy_transfer": mode,
+            "control_mode": "DynamicControl",
+            "departure_time": format_time(self.start + timedelta(hours=EVENING_H)),
+            "v2x_charging_parameters": {
+                "max_charge_power": float(RATING.max_charge_w),
+                "max_discharge_power": float(RATING.max_discharge_w),
+            },
+        }
+
+    async def _schedule(
+        self, station: Station, commands: StationCommands, periods: list[Period]
+    ) -> None:
+        assert station.target is not None, "the vehicle plugs in first"
+        await commands.send_setpoints(station.target, periods)
+        station.in_force = (self.clock.now(), periods)
+
+    async def _dispatch_to(
+        self, stations: list[Station], shares: Array, commands: StationCommands, overreach: bool
+    ) -> set[str]:
+        """Each dispatched setpoint the station's schedule does not hold already goes to it.
+        With `overreach`, a consumer layer gone wrong asks every vehicle that may discharge
+        for all it can give: the grid limits must hold it. Returns the vehicles overreached."""
+        overreached: set[str] = set()
+        for index, station in enumerate(stations):
+            if station.target is None:
+                continue
+            wanted = float(round(shares[index]))
+            agreed = station.decision is not None and station.decision.agreed
+            if overreach and agreed and isinstance(station.ocpp, Station21):
+                wanted = -float(RATING.max_discharge_w)
+                overreached.add(station.resident.vehicle)
+            scheduled = station.scheduled_w(self.clock.now())
+            if scheduled is None or round(scheduled) != round(station.applies(wanted)):
+                await self._schedule(station, commands, [Period(0, wanted)])
+        return overreached
+
+    async def _der_control(
+        self, stations: list[Station], commands: StationCommands
+    ) -> tuple[str, str]:
+        """The CPO passes the peak event on to its first 2.1 station as a DER control."""
+        station = next(s for s in stations if isinstance(s.ocpp, Station21))
+        begin = self.start + timedelta(minutes=EVENT_START_MIN)
+        answer = await commands.commands.set_der_control(
+            station.resident.station_id,
+            "evening-peak",
+            "LimitMaxDischarge",
+            {
+                "limitMaxDischarge": {
+                    "priority": 1,
+                    "pctMaxDischargePower": EVENT_LIMIT / 100,
+                    "startTime": format_time(begin),
+                    "duration": EVENT_MIN * 60,
+                }
+            },
+        )
+        return station.resident.station_id, str(answer.status)
+
+    async def _simulate(
+        self,
+        stations: list[Station],
+        commands: StationCommands,
+        started: dict[str, str],
+        peak_event: str,
+        feeder_event: str,
+    ) -> Evening:
         steps, size = len(self.times), len(stations)
         plan = self._plan(stations)
         nodes = np.array([s.resident.node for s in stations])
@@ -539,6 +919,10 @@ class V2gEvening:
         requested = np.zeros((steps, size))
         limit = np.zeros((steps, size))
         soc = np.zeros((steps, size))
+        metered = np.zeros((steps, size))
+        needs: dict[str, str] = {}
+        overreached: set[str] = set()
+        der_control = None
         load = np.zeros(steps)
         voltage = np.zeros((steps, self.feeder.nodes))
         probe: dict[str, float] = {}
@@ -548,7 +932,7 @@ class V2gEvening:
             if step:
                 self.clock.advance(STEP)
             plugged = arrival <= step
-            for station in stations:
+            for index, station in enumerate(stations):
                 resident = station.resident
                 if resident.opts_out_min == step:
                     station.consent = station.consent.opt_out(at)
@@ -559,6 +943,10 @@ class V2gEvening:
                     at == event_begin and station.decision is not None
                 ):
                     self._decide(station, at)
+                if resident.arrival_min == step:
+                    answer = await self._plug_in(station, index, step, plan, commands, started)
+                    if answer is not None:
+                        needs[resident.vehicle] = answer
             for station in stations:
                 station.client.poll()
             envelope = [
@@ -589,6 +977,10 @@ class V2gEvening:
             )
             planned = plan.power_w[:, step // SLOT_MIN]
             shares = self._dispatch(planned, states)
+            probe_at = event_begin + timedelta(minutes=EVENT_MIN // 2)
+            overreached |= await self._dispatch_to(stations, shares, commands, at == probe_at)
+            if at == event_begin:
+                der_control = await self._der_control(stations, commands)
             in_event = event_begin <= at < event_end
             households_w, households_var = self.feeder.household_load(at, UTC_OFFSET_H)
             net_w, net_var = households_w.copy(), households_var.copy()
@@ -601,16 +993,20 @@ class V2gEvening:
                 )
                 if not plugged[index]:
                     soc[step, index] = station.soc_wh
+                    await station.ocpp.elapse(STEP)
                     continue
                 volts = measured[station.resident.node] * RATING.nominal_v
-                if at == event_begin + timedelta(minutes=EVENT_MIN // 2):
-                    # A consumer layer gone wrong: ask for full discharge, see what the grid
-                    # side lets through (a command only, nothing is sent to the power stage).
+                if at == probe_at:
+                    # A consumer layer gone wrong: ask every inverter for full discharge, see
+                    # what the grid side lets through (a command only; the overreach that went
+                    # over OCPP reaches the power stages of the vehicles that may discharge).
                     inverter.request(Setpoint(RATING.max_discharge_w))
                     probe[station.resident.vehicle] = inverter.command(volts, FREQUENCY_HZ).active_w
                 requested[step, index] = -planned[index]
-                inverter.request(Setpoint(-float(shares[index])))
-                output = inverter.step(at, volts, FREQUENCY_HZ)
+                outputs: list[Output] = []
+                stage = _power_stage(inverter, at, volts, outputs)
+                metered[step, index] = -round(await station.ocpp.transfer_for(STEP, stage))
+                output = outputs[-1]
                 active[step, index] = output.active_w
                 reactive[step, index] = output.reactive_var
                 station.soc_wh = _store(station.soc_wh, output.active_w, hours)
@@ -645,7 +1041,11 @@ class V2gEvening:
             requested,
             limit,
             soc,
+            metered,
             probe_w=probe,
+            needs=needs,
+            overreached=overreached,
+            der_control=der_control,
         )
 
     @staticmethod
@@ -689,16 +1089,14 @@ class V2gPart:
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
         return [
-            ("V2G: an evening peak on the feeder over IEEE 2030.5", self.run),
+            ("V2G: an evening peak on the feeder over IEEE 2030.5 and OCPP", self.run),
             ("report V2G and the feeder", self.summarize),
         ]
 
     def run(self) -> None:
         platform = self.scenario.platform
         utility = self.scenario.did("rhine-grid")  # the foundation's utility runs the program
-        self.evening = V2gEvening(
-            platform.settings, platform.db, utility, platform.clock.now().date()
-        ).run()
+        self.evening = V2gEvening(platform, utility, platform.clock.now().date()).run()
 
     def summarize(self) -> None:
         evening = self.evening
@@ -715,6 +1113,10 @@ def _section(evening: Evening) -> Section:
     for index, resident in enumerate(evening.residents):
         final = evening.decisions[resident.vehicle][-1]
         soc = evening.soc_wh[:, index] / resident.capacity_wh * 100
+        sent = evening.sent.get(resident.vehicle, [])
+        alarms = evening.alarms.get(resident.vehicle, [])
+        exported = evening.export_register_wh.get(resident.vehicle, 0)
+        payment = evening.payments.get(resident.vehicle)
         rows.append(
             {
                 "vehicle": resident.vehicle,
@@ -729,7 +1131,14 @@ def _section(evening: Evening) -> Section:
                 if final.agreed
                 else "refused: " + ", ".join(r.value for r in final.refusals),
                 "refused by": ", ".join(sorted({REFUSED_BY[r] for r in final.refusals})),
-                "exported kWh": round(evening.exported_wh(index) / 1000, 2),
+                "OCPP": resident.ocpp,
+                "EV charging needs": evening.needs.get(resident.vehicle, ""),
+                "profiles sent / accepted": f"{len(sent)} / "
+                f"{sum(s.status == 'Accepted' for s in sent)}",
+                "profile notes": "; ".join(sorted({s.reason for s in sent if s.reason})),
+                "DER alarms": sum(not a.alarm_ended for a in alarms),
+                "exported kWh": round(exported / 1000, 2),
+                "paid": "" if payment is None else str(Money(CURRENCY, payment.amount_minor)),
                 "plan asked, most W": round(float(evening.requested_w[:, index].max()), 0),
                 "peak discharge W": round(float(evening.active_w[:, index].max()), 0),
                 "asked 11 kW mid-event, inverter allows W": round(
@@ -743,6 +1152,12 @@ def _section(evening: Evening) -> Section:
         )
     labels = [_local(at) for at in evening.times]
     begin, end = evening.event_window
+    control = (
+        "no station took the peak event as a DER control."
+        if evening.der_control is None
+        else f"{evening.der_control[0]} took the peak event as a DER control "
+        f"(SetDERControl LimitMaxDischarge: {evening.der_control[1]})."
+    )
     peak_without = float(evening.load_without_w.max())
     peak_with = float(evening.load_with_w.max())
     summary = (
@@ -757,7 +1172,14 @@ def _section(evening: Evening) -> Section:
         f"The fleet plan and the dispatcher set the setpoints; feeder peak "
         f"{peak_without / 1000:.1f} kW without V2G, {peak_with / 1000:.1f} kW with it; lowest "
         f"voltage {evening.voltage_without.min():.3f} pu without, "
-        f"{evening.voltage_with.min():.3f} pu with."
+        f"{evening.voltage_with.min():.3f} pu with. "
+        "The setpoints reached the home EVSEs from the CPO's CSMS over OCPP: V2X charging "
+        "profiles (CentralSetpoint) to the 2.1 stations after the EV's charging needs, charging "
+        f"limits to the 1.6 station; {control} Asked mid-event over OCPP to discharge flat "
+        "out, the stations of the consenting vehicles were held at the limit by their "
+        "inverters and raised DER alarms. Each station metered export on a register of its own; "
+        "at departure "
+        f"the export was paid to the driver's wallet at {EXPORT_PRICE} per kWh."
     )
     step = 5  # plot every fifth minute: the curves stay smooth and the page small
     return Section(
@@ -805,6 +1227,18 @@ def _section(evening: Evening) -> Section:
             "min_voltage_with_pu": round(float(evening.voltage_with.min()), 4),
             "plan_cost_minor": evening.plan.cost_minor,
             "plan_gap": round(evening.plan.gap, 6),
+            "export_price_per_kwh": str(EXPORT_PRICE),
+            "der_control": None
+            if evening.der_control is None
+            else {"station": evening.der_control[0], "status": evening.der_control[1]},
+            "export_payments": {
+                vehicle: {
+                    "export_wh": payment.export_wh,
+                    "amount_minor": payment.amount_minor,
+                    "tx_hash": payment.tx_hash,
+                }
+                for vehicle, payment in evening.payments.items()
+            },
         },
     )
 

@@ -70,12 +70,15 @@ def vehicle_periods(dispatch: Dispatch, index: int) -> list[Period]:
     return [Period(0, float(dispatch.power_w[index]))]
 
 
-def plan_periods(power_w: Sequence[float], slot_s: int) -> list[Period]:
-    """A vehicle's row of the fleet plan, one period per slot, merging equal neighbours."""
+def plan_periods(power_w: Sequence[float], slot_s: int, elapsed_s: int = 0) -> list[Period]:
+    """A vehicle's row of the fleet plan, one period per slot, merging equal neighbours; the
+    first slot may be `elapsed_s` under way already (a vehicle plugged in mid-slot)."""
+    if not 0 <= elapsed_s < slot_s:
+        raise ValidationError("a slot under way has run for 0 s or more, less than the slot")
     periods: list[Period] = []
     for slot, power in enumerate(np.asarray(power_w, dtype=float)):
         if not periods or periods[-1].power_w != float(power):
-            periods.append(Period(slot * slot_s, float(power)))
+            periods.append(Period(max(slot * slot_s - elapsed_s, 0), float(power)))
     return periods
 
 

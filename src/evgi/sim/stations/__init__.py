@@ -6,7 +6,7 @@ from evgi.sim.stations.meter import Meter, Reading
 from evgi.sim.stations.outbox import Offline, Outbox, QueuedMessage, Refused
 from evgi.sim.stations.schema import MessageSchemas, SchemaViolation
 from evgi.sim.stations.session import Session, StopReason
-from evgi.sim.stations.station import BootRefused, EvseSpec, Station, StationError
+from evgi.sim.stations.station import BootRefused, EvseSpec, PowerStage, Station, StationError
 from evgi.sim.stations.v16 import Station16
 from evgi.sim.stations.v21 import Station21
 from evgi.sim.stations.v201 import Station201
@@ -37,6 +37,7 @@ __all__ = [
     "Meter",
     "Offline",
     "Outbox",
+    "PowerStage",
     "Purpose",
     "QueuedMessage",
     "Rating",

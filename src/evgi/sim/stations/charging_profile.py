@@ -30,6 +30,7 @@ class Period:
     start_s: int
     limit: float | None  # None: this period sets no limit (2.1 setpoint-only periods)
     phases: int | None = None
+    setpoint: float | None = None  # 2.1 CentralSetpoint: the power to hold, import positive
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,41 @@ class ChargingProfiles:
                 best = (profile, period)
         return best
 
+    def _transaction_winner(
+        self, evse: int, at: datetime, transaction_id: str | None, tx_start: datetime | None
+    ) -> tuple[ChargingProfile, Period] | None:
+        if transaction_id is None:
+            return None
+        return self._winner(
+            (
+                p
+                for p in self._profiles.values()
+                if p.purpose == Purpose.TX
+                and p.evse in (0, evse)
+                and p.transaction_id in (None, transaction_id)
+            ),
+            at,
+            tx_start,
+        )
+
+    def setpoint_w(
+        self,
+        evse: int,
+        rating: Rating,
+        at: datetime,
+        transaction_id: str | None,
+        tx_start: datetime | None = None,
+    ) -> int | None:
+        """The setpoint (W, import positive) of the transaction profile in force, or None when
+        that profile's period carries none (only OCPP 2.1 V2X profiles do)."""
+        winner = self._transaction_winner(evse, at, transaction_id, tx_start)
+        if winner is None:
+            return None
+        profile, period = winner
+        if period.setpoint is None:
+            return None
+        return rating.watts(period.setpoint, profile.unit, period.phases)
+
     def limit_w(
         self,
         evse: int,
@@ -210,19 +246,7 @@ class ChargingProfiles:
             if winner:
                 chosen.append(winner)
         if evse != 0:
-            tx = None
-            if transaction_id is not None:
-                tx = self._winner(
-                    (
-                        p
-                        for p in profiles
-                        if p.purpose == Purpose.TX
-                        and p.evse in (0, evse)
-                        and p.transaction_id in (None, transaction_id)
-                    ),
-                    at,
-                    tx_start,
-                )
+            tx = self._transaction_winner(evse, at, transaction_id, tx_start)
             if tx is None:
                 defaults = [p for p in profiles if p.purpose == Purpose.TX_DEFAULT]
                 tx = self._winner((p for p in defaults if p.evse == evse), at, tx_start)

@@ -1,4 +1,5 @@
-"""The station's energy meter: power integrated over simulated time into whole watt-hours."""
+"""The station's energy meter: power integrated over simulated time into whole watt-hours,
+imported and exported energy on registers of their own."""
 
 from __future__ import annotations
 
@@ -79,11 +80,16 @@ class Meter:
         self.dc = dc
         self.voltage_v = DC_VOLTAGE_V if dc else AC_VOLTAGE_V
         self._energy_wus = register_wh * _MICROSECONDS_PER_HOUR
+        self._export_wus = 0
         self._power_w = 0
 
     @property
     def register_wh(self) -> WattHours:
         return WattHours(self._energy_wus // _MICROSECONDS_PER_HOUR)
+
+    @property
+    def export_register_wh(self) -> WattHours:
+        return WattHours(self._export_wus // _MICROSECONDS_PER_HOUR)
 
     @property
     def power_w(self) -> Watts:
@@ -99,6 +105,18 @@ class Meter:
         self._power_w = power_w
         self._energy_wus += power_w * (duration // timedelta(microseconds=1))
         return WattHours(self.register_wh - before)
+
+    def export(self, power_w: int, duration: timedelta) -> WattHours:
+        """Meter `power_w` sent back to the grid for `duration` on the export register; the
+        import register stands still. Returns the Wh the export register moved by."""
+        if power_w < 0:
+            raise ValueError("exported power is counted positive")
+        if duration < timedelta(0):
+            raise ValueError("time does not run backwards")
+        before = self.export_register_wh
+        self._power_w = 0
+        self._export_wus += power_w * (duration // timedelta(microseconds=1))
+        return WattHours(self.export_register_wh - before)
 
     def idle(self) -> None:
         """No current flows any more (the session ended or the EV stopped drawing)."""

@@ -55,6 +55,9 @@ from evgi.sim.stations.vehicle import Vehicle
 log = structlog.get_logger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+# An EVSE's power stage (its converter, or the EV's inverter for AC): given the station's
+# setpoint in W (import positive), the power that flows, also in W, import positive.
+PowerStage = Callable[[float], float]
 
 # How far simulated time moves in one step of a charge: short enough for the EV's taper.
 SIMULATED_STEP = timedelta(seconds=60)
@@ -591,15 +594,52 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
                 if target.session is session and target.charging_state != state:
                     await self._charging_state_changed(target, session)
                     await self._refresh(target)
-            due = self._sample_due.get(target.id)
-            if target.session is session and due is not None and self.clock.now() >= due:
-                interval = self.config.integer("sample_interval")
-                if interval > 0:
-                    self._sample_due[target.id] = due + timedelta(seconds=interval)
-                else:  # sampling was switched off during the session
-                    del self._sample_due[target.id]
-                await self._transaction_sample(target, session, target.reading(self.clock.now()))
+            await self._sample_when_due(target, session)
         return WattHours(target.register_wh - start_wh)
+
+    async def transfer_for(
+        self, duration: timedelta | float, stage: PowerStage, evse: int = 1
+    ) -> float:
+        """Run the EVSE's power stage for `duration` at the setpoint the installed profiles
+        give, and meter what flowed, imported or exported, sending meter values as configured.
+        The stage may deliver less than asked (an inverter under a grid limit); what it
+        delivered is returned, in W, import positive."""
+        target = self.evse(evse)
+        session = target.session
+        if session is None:
+            raise StationError(f"no transaction at EVSE {evse} of {self.id}")
+        step = _as_delta(duration)
+        asked = self._setpoint_w(target, self.clock.now())
+        flowed = stage(asked)
+        if flowed >= 0:
+            target.meter.run(round(flowed), step)
+        else:
+            target.meter.export(round(-flowed), step)
+        if flowed > 0:
+            session.seconds_charging += int(step.total_seconds())
+        await self._held_to(target, asked, flowed)
+        await self._pass(step)
+        await self._sample_when_due(target, session)
+        return flowed
+
+    def _setpoint_w(self, evse: Evse, at: datetime) -> float:
+        """What the power stage is asked for: without a setpoint of its own the EV draws all
+        the EVSE gives within the charging limit."""
+        limit = self._limit_w(evse, at)
+        return float(evse.max_power_w if limit is None else min(limit, evse.max_power_w))
+
+    async def _held_to(self, evse: Evse, asked: float, flowed: float) -> None:
+        """The power stage delivered `flowed` where `asked` was set: only OCPP 2.1 can say so."""
+
+    async def _sample_when_due(self, target: Evse, session: Session) -> None:
+        due = self._sample_due.get(target.id)
+        if target.session is session and due is not None and self.clock.now() >= due:
+            interval = self.config.integer("sample_interval")
+            if interval > 0:
+                self._sample_due[target.id] = due + timedelta(seconds=interval)
+            else:  # sampling was switched off during the session
+                del self._sample_due[target.id]
+            await self._transaction_sample(target, session, target.reading(self.clock.now()))
 
     async def stop_charging(self, evse: int = 1) -> Session:
         """End the session at an EVSE from the station's side (the stop button)."""

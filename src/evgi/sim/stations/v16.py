@@ -1,7 +1,10 @@
 """OCPP 1.6J: the station's messages and its answers to a Central System, in 1.6's words.
 
 Connectors are numbered from 1 (0 is the whole charge point), the CSMS assigns transaction ids
-in StartTransaction.conf, and meter values travel as strings.
+in StartTransaction.conf, and meter values travel as strings. ISO 15118 Plug & Charge runs
+through the DataTransfer messages of OCA's application note "Using ISO 15118 Plug & Charge
+with OCPP 1.6": vendor `PNC_VENDOR`, the message's name as messageId, and the JSON of its
+2.0.1 request and response as the data of DataTransfer.req and .conf.
 """
 
 from __future__ import annotations
@@ -9,22 +12,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from ocpp.v16 import call, call_result, datatypes
 
-from evgi.csms import PNC_VENDOR
+from evgi.csms import PNC_VENDOR, V2G_CERTIFICATE
 from evgi.sim.stations.authorization import Verdict
+from evgi.sim.stations.certificate import signing_request
 from evgi.sim.stations.charging_profile import ChargingProfile, Period, Purpose
 from evgi.sim.stations.connector import Evse, Reservation
 from evgi.sim.stations.meter import Reading
 from evgi.sim.stations.outbox import Refused
+from evgi.sim.stations.schema import MessageSchemas
 from evgi.sim.stations.session import Session, StartTrigger, StopReason
 from evgi.sim.stations.station import BootResult, Station, ocpp_time, on, parse_time, ready
+
+log = structlog.get_logger(__name__)
 
 _PURPOSES = {
     "ChargePointMaxProfile": Purpose.STATION_MAX,
     "TxDefaultProfile": Purpose.TX_DEFAULT,
     "TxProfile": Purpose.TX,
 }
+
+# The Plug & Charge messages' data is checked against the 2.0.1 message of the same name.
+_PNC_SCHEMAS = MessageSchemas("2.0.1")
 
 
 def _value(number: float) -> str:
@@ -363,6 +374,19 @@ class Station16(Station):
     async def _request_certificate(self) -> None:
         await self.request_certificate()
 
+    async def request_v2g_certificate(self, secc_id: str | None = None) -> bool:
+        """Make a key pair for the SECC (the TLS server the EV talks to) and ask the Central
+        System to have it certified: SignCertificate as a Plug & Charge DataTransfer, answered
+        later by CertificateSigned the same way. `secc_id` defaults to the station id."""
+        self._csr_key, csr = signing_request(secc_id or self.id, self.vendor)
+        answer = await self._pnc_request(
+            "SignCertificate", {"csr": csr, "certificateType": V2G_CERTIFICATE}
+        )
+        return answer.get("status") == "Accepted"
+
+    async def _request_v2g_certificate(self) -> None:
+        await self.request_v2g_certificate()
+
     def _trigger(self, message: str, connector_id: int | None) -> str:
         if connector_id and connector_id not in self.evses:
             return "Rejected"
@@ -453,8 +477,37 @@ class Station16(Station):
     def on_data_transfer(
         self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
     ) -> Any:
-        status, reply = self._data_transfer(vendor_id, data)
+        if vendor_id == PNC_VENDOR:
+            status, reply = self._pnc_message(message_id, data)
+        else:
+            status, reply = self._data_transfer(vendor_id, data)
         return call_result.DataTransfer(status=status, data=reply)
+
+    def _pnc_message(self, message_id: str | None, data: str | None) -> tuple[str, str | None]:
+        """A Plug & Charge message from the Central System, answered with the 2.0.1 response
+        as data: CertificateSigned installs the signed V2G chain if it answers the station's
+        pending CSR; TriggerMessage for SignV2GCertificate makes the station ask for one. Data
+        that is not the 2.0.1 request is refused (and kept as a schema violation)."""
+        if message_id not in ("CertificateSigned", "TriggerMessage"):
+            return "UnknownMessageId", None
+        try:
+            body = json.loads(data or "")
+        except ValueError:
+            body = data
+        violation = _PNC_SCHEMAS.check("CALL", message_id, body)
+        if violation is not None:
+            log.error("csms Plug & Charge data violates the OCPP schema", station=self.id)
+            self.schema_violations.append(violation)
+            return "Rejected", None
+        if message_id == "TriggerMessage":
+            if body["requestedMessage"] != "SignV2GCertificate":
+                return "Accepted", json.dumps({"status": "NotImplemented"})
+            self._after_reply(self._request_v2g_certificate)
+            return "Accepted", json.dumps({"status": "Accepted"})
+        accepted = body.get("certificateType", V2G_CERTIFICATE) == V2G_CERTIFICATE and (
+            self._certificate_signed(body["certificateChain"])
+        )
+        return "Accepted", json.dumps({"status": "Accepted" if accepted else "Rejected"})
 
     @on("SendLocalList")
     def on_send_local_list(

@@ -266,6 +266,7 @@ class Ocpp2Station(Station):
                     p["start_period"],
                     float(p["limit"]) if p.get("limit") is not None else None,
                     p.get("number_phases"),
+                    float(p["setpoint"]) if p.get("setpoint") is not None else None,
                 )
                 for p in schedule["charging_schedule_period"]
             ),

@@ -10,16 +10,21 @@ transfer.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ocpp.v21
 
+from evgi.sim.stations.charging_profile import Rating
+from evgi.sim.stations.connector import Evse
 from evgi.sim.stations.session import Session
 from evgi.sim.stations.station import StationError, _as_delta, ocpp_time, on
 from evgi.sim.stations.v201 import Ocpp2Station
+from evgi.storage.bidirectional import transfers_back
 
 EXPORT_REGISTER = "Energy.Active.Export.Register"
+# A power stage delivering this much less export than its setpoint is held by a limit.
+HELD_TOLERANCE_W = 1.0
 
 
 class Station21(Ocpp2Station):
@@ -34,14 +39,15 @@ class Station21(Ocpp2Station):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.export_registers: dict[int, int] = {}  # Wh sent back, per bidirectional EVSE
+        self.bidirectional: set[int] = set()  # EVSEs whose EV asked for bidirectional transfer
+        self.held: set[int] = set()  # EVSEs whose export a limit holds below the setpoint
         self.der_controls: dict[str, tuple[str, dict[str, Any]]] = {}
 
     async def notify_ev_charging_needs(self, evse: int, needs: dict[str, Any]) -> str:
         """The EV at `evse` tells its needs (chargingNeeds, snake_case); returns the CSMS's
         status. A bidirectional request makes the EVSE meter its export register from here."""
-        if "BPT" in needs["requested_energy_transfer"]:
-            self.export_registers.setdefault(self.evse(evse).id, 0)
+        if transfers_back(needs["requested_energy_transfer"]):
+            self.bidirectional.add(self.evse(evse).id)
         result = await self._request(
             self._call.NotifyEVChargingNeeds(
                 charging_needs=needs, evse_id=evse, timestamp=ocpp_time(self.clock.now())
@@ -50,7 +56,11 @@ class Station21(Ocpp2Station):
         return str(result.status)
 
     async def notify_der_alarm(
-        self, control_type: str, grid_event_fault: str | None = None, ended: bool = False
+        self,
+        control_type: str,
+        grid_event_fault: str | None = None,
+        ended: bool = False,
+        extra_info: str | None = None,
     ) -> None:
         await self._request(
             self._call.NotifyDERAlarm(
@@ -58,24 +68,56 @@ class Station21(Ocpp2Station):
                 timestamp=ocpp_time(self.clock.now()),
                 grid_event_fault=grid_event_fault,
                 alarm_ended=ended or None,
+                extra_info=extra_info,
             )
         )
+
+    def _setpoint_w(self, evse: Evse, at: datetime) -> float:
+        """A V2X profile's setpoint, within the charging limits in force; else what 2.0.1 does."""
+        session = evse.session
+        rating = Rating(evse.meter.voltage_v, evse.phases)
+        setpoint = self.profiles.setpoint_w(
+            evse.id,
+            rating,
+            at,
+            session.transaction_id if session else None,
+            session.started if session else None,
+        )
+        if setpoint is None:
+            return super()._setpoint_w(evse, at)
+        limit = self._limit_w(evse, at)
+        return float(setpoint if limit is None else min(setpoint, limit))
+
+    async def _held_to(self, evse: Evse, asked: float, flowed: float) -> None:
+        """A setpoint for export the power stage could not keep raises a DER alarm, and its
+        end clears it: the CSMS learns that a limit outside its profiles is in force."""
+        held = asked < 0 and flowed > asked + HELD_TOLERANCE_W
+        if held and evse.id not in self.held:
+            self.held.add(evse.id)
+            await self.notify_der_alarm(
+                "LimitMaxDischarge",
+                extra_info=f"discharge setpoint {-asked:.0f} W held at {max(-flowed, 0):.0f} W "
+                "by the grid limit in force",
+            )
+        elif not held and evse.id in self.held:
+            self.held.discard(evse.id)
+            await self.notify_der_alarm("LimitMaxDischarge", ended=True)
 
     async def discharge_for(self, duration: timedelta | float, power_w: int, evse: int = 1) -> int:
         """The EV sends `power_w` back for `duration`; the export register rises by the Wh
         sent and the transaction reports both registers. Returns the Wh exported."""
         target = self.evse(evse)
         session = target.session
-        if session is None or target.id not in self.export_registers:
+        if session is None or target.id not in self.bidirectional:
             raise StationError(f"no bidirectional transaction at EVSE {evse} of {self.id}")
         remaining = _as_delta(duration)
-        exported = power_w * int(remaining.total_seconds()) // 3600
-        target.meter.idle()
+        before = target.meter.export_register_wh
         while remaining > timedelta(0):
             step = min(remaining, self._step)
+            target.meter.export(power_w, step)
             await self._pass(step)
             remaining -= step
-        self.export_registers[target.id] += exported
+        exported = target.meter.export_register_wh - before
         if target.vehicle is not None:
             target.vehicle.energy_wh = max(0, target.vehicle.energy_wh - exported)
         await self._transaction_sample(target, session, target.reading(self.clock.now()))
@@ -90,8 +132,8 @@ class Station21(Ocpp2Station):
         readings: list[Any],
         **extra: Any,
     ) -> Any:
-        export = self.export_registers.get(session.evse)
-        if export is not None and readings:
+        if session.evse in self.bidirectional and readings:
+            export = self.evse(session.evse).meter.export_register_wh
             types = self._types
             first = readings[0]
             first.sampled_value.append(

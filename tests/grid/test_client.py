@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from evgi.core.clock import SimulatedClock
-from evgi.core.errors import PermissionDenied
+from evgi.core.errors import PermissionDenied, ValidationError
 from evgi.grid.client import (
     COMPLETED,
     EVENT_CANCELLED,
@@ -135,6 +135,37 @@ def test_client_follows_the_control_in_force_and_answers_events(
         client.close()
 
 
+def test_ramp_time_and_frequency_watt_curve_of_a_served_control_take_effect(
+    grid_site: GridSite, clock: SimulatedClock
+) -> None:
+    programs, now = grid_site.programs, clock.now()
+    curve = programs.create_curve(
+        "utility", "opModFreqWatt", [(6000, 100), (6200, 0)], x_multiplier=-2, y_ref_type=1
+    )
+    with pytest.raises(ValidationError, match="rampTms is in hundredths of a second"):
+        programs.create_control("utility", {"rampTms": 70_000}, now, 60)
+    base = {"opModMaxLimW": 5000, "rampTms": 1000, "opModFreqWatt": {"href": curve}}
+    programs.create_control("utility", base, now - timedelta(minutes=1), 3600)
+    client = make_client(grid_site, "evse-1", clock, pin=111115)
+    inverter = client.inverter
+    inverter.request(Setpoint(9_600))
+    inverter.step(now, 240, 60)
+    assert inverter.step(now + timedelta(seconds=30), 240, 60).active_w == pytest.approx(9_600)
+    try:
+        control = client.poll()
+        assert control.ramp_s == 10.0 and control.freq_watt is not None
+        # The limit comes in over the control's 10 s ramp time, not at once.
+        outputs = [
+            inverter.step(now + timedelta(seconds=30 + s), 240, 60).active_w for s in (0, 5, 10)
+        ]
+        assert outputs == pytest.approx([9_600, 7_200, 4_800])
+        # The server's frequency-watt curve: at 61.5 Hz a quarter of setMaxW.
+        assert inverter.command(240, 61.5).active_w == pytest.approx(2_400)
+        assert inverter.command(240, 60.5).active_w == pytest.approx(4_800)
+    finally:
+        client.close()
+
+
 def test_registration_refuses_a_wrong_pin_and_an_unadmitted_device(
     grid_site: GridSite, clock: SimulatedClock
 ) -> None:
@@ -195,7 +226,8 @@ def test_notification_makes_the_client_read_the_new_control(
     try:
         assert client.poll().max_limit_pu == 1.0
         locations = client.subscribe(listener.url)
-        assert len(locations) == 2  # the utility's and the aggregator's programs
+        # The device's FunctionSetAssignmentsList, the utility's and the aggregator's programs.
+        assert len(locations) == 3
         assert all(href.startswith(f"/edev/{device.sfdi}/sub/") for href in locations)
         # A peer of the grid CA posting junk is refused in HTTP's terms and changes nothing;
         # like the server, it knows the device by its CA chain, not by a host name.
@@ -213,6 +245,19 @@ def test_notification_makes_the_client_read_the_new_control(
         # Well within the poll rate, yet the new control is read and put in force.
         assert client.poll().max_limit_pu == 0.3
         assert statuses(grid_site, mrid) == {RECEIVED, STARTED}
+
+        # A program added later reaches the device through its FunctionSetAssignments; the
+        # next poll reads it and subscribes to its controls too.
+        grid_site.programs.create_program("feeder", 0)
+        assert received.get(timeout=30) == f"/edev/{device.sfdi}/fsa"
+        client.poll()
+        feeder = client.programs[0].document
+        assert feeder.description == "feeder"
+        grid_site.programs.create_control(
+            "feeder", {"opModMaxLimW": 2000}, clock.now() - timedelta(seconds=5), 900
+        )
+        assert received.get(timeout=30) == feeder.controls
+        assert client.poll().max_limit_pu == 0.2
     finally:
         listener.stop()
         client.close()

@@ -125,6 +125,34 @@ def test_frequency_ride_through_and_trips() -> None:
     assert brief.condition is Condition.IN_SERVICE
 
 
+def test_settings_carry_to_a_50_hz_system_at_the_same_per_unit() -> None:
+    category = CATEGORY_III.at_nominal(50.0)
+    trips = {s.name: s.threshold for s in category.frequency_trips}
+    expected = {"OF2": 62.0 * 5 / 6, "OF1": 51.0, "UF1": 48.75, "UF2": 56.5 * 5 / 6}
+    assert trips == pytest.approx(expected)
+    assert category.at_nominal(50.0) == category
+    back = {s.name: s.threshold for s in category.at_nominal(60.0).frequency_trips}
+    assert back == pytest.approx({s.name: s.threshold for s in CATEGORY_III.frequency_trips})
+    window = EnterService().at_nominal(50.0)
+    assert (window.frequency_low_hz, window.frequency_high_hz) == pytest.approx(
+        (59.5 * 5 / 6, 60.1 * 5 / 6)
+    )
+    droop = FrequencyDroop().at_nominal(50.0)
+    assert (droop.nominal_hz, droop.deadband_over_hz) == pytest.approx((50.0, 0.030))
+    # At its nominal frequency a 50 Hz DER stays in service; 60 Hz settings would trip it.
+    fifty = RideThrough(category, window)
+    assert run(fifty, [(0, 1.0, 50.0), (1, 1.0, 50.0)]) == [1.0, 1.0]
+    sixty = RideThrough()
+    run(sixty, [(0, 1.0, 50.0), (1, 1.0, 50.0)])
+    assert sixty.tripped_by == "UF2"
+    run(fifty, [(2, 1.0, 51.8), (2.2, 1.0, 51.8)])
+    assert fifty.tripped_by == "OF2"
+    # Enter service after a trip waits for the 50 Hz window, not the 60 Hz one.
+    assert run(fifty, [(3, 1.0, 50.0), (303, 1.0, 50.0), (603, 1.0, 50.0)])[2] == 1.0
+    with pytest.raises(ValidationError, match="positive"):
+        EnterService().at_nominal(0.0)
+
+
 def test_enter_service_waits_the_delay_then_ramps() -> None:
     monitor = RideThrough(CATEGORY_II, EnterService())
     run(monitor, [(0, 1.25, 60), (0.2, 1.25, 60)])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evgi.core.errors import ValidationError
-from evgi.grid.active_power import FrequencyDroop, VoltWatt
+from evgi.grid.active_power import FrequencyDroop, FrequencyWatt, VoltWatt
 from evgi.grid.curve import Curve
 from evgi.grid.inverter import (
     Coupling,
@@ -110,6 +110,68 @@ def test_hard_limits_hold_at_once_and_trips_stop_output() -> None:
     assert 0 < ramping.active_w <= 0.5 * RATING.max_discharge_w + EPS
 
 
+def test_ramp_time_moves_output_linearly_to_the_new_control() -> None:
+    inverter = Inverter(RATING)
+    inverter.request(Setpoint(9_600))
+    inverter.step(T0, 240, 60)
+    assert inverter.step(T0 + timedelta(seconds=30), 240, 60).active_w == pytest.approx(9_600)
+    inverter.apply(GridControl(max_limit_pu=0.5, ramp_s=10.0))
+    outputs = [
+        inverter.step(T0 + timedelta(seconds=30 + s), 240, 60).active_w
+        for s in (0, 2.5, 5, 7.5, 10, 11)
+    ]
+    assert outputs == pytest.approx([9_600, 8_400, 7_200, 6_000, 4_800, 4_800])
+    # The same control again is no new change; a change without a ramp time holds at once.
+    inverter.apply(GridControl(max_limit_pu=0.5, ramp_s=10.0))
+    inverter.apply(GridControl(max_limit_pu=0.25))
+    assert inverter.step(T0 + timedelta(seconds=41.1), 240, 60).active_w == pytest.approx(2_400)
+    # Protection never waits for a ramp: ceasing to energize stops output at once.
+    inverter.apply(GridControl(energize=False, ramp_s=60.0))
+    assert inverter.step(T0 + timedelta(seconds=42), 240, 60).active_w == 0.0
+
+
+def test_frequency_watt_curve_caps_output_in_place_of_the_droop() -> None:
+    freq_watt = DerCurve("/derp/1/dc/3", "C3", "fw", 0, T0, ((6000, 100), (6200, -50)), -2, 0, 1)
+    curves = {"/derp/1/dc/3": freq_watt}
+    base = {"opModFreqWatt": {"href": "/derp/1/dc/3"}, "rampTms": 250}
+    control = GridControl.from_control_base(base, curves, RATING)
+    assert control.ramp_s == 2.5 and control.freq_watt is not None
+    # 61 Hz: a quarter of setMaxW; from 62 Hz the DER absorbs half of it.
+    assert dispatch(RATING, control, Setpoint(9_600), 1.0, 61.0).active_w == pytest.approx(2_400)
+    assert dispatch(RATING, control, Setpoint(0), 1.0, 62.5).active_w == pytest.approx(-4_800)
+    # Under-frequency the curve asks nothing, where the droop would have stopped the charging.
+    assert dispatch(RATING, control, Setpoint(-1_000), 1.0, 59.0).active_w == -1_000
+    droop = {"dBOF": 36, "dBUF": 36, "kOF": 50, "kUF": 50, "openLoopTms": 500}
+    back = GridControl.from_control_base({"opModFreqDroop": droop}, curves, RATING, control)
+    assert back.freq_watt is None and back.ramp_s is None
+    assert dispatch(RATING, back, Setpoint(-1_000), 1.0, 59.0).active_w == 0.0
+    inverter = Inverter(RATING)
+    inverter.apply(control)
+    inverter.request(Setpoint(9_600))
+    assert inverter.step(T0, 240, 61.0).active_w == 0.0
+    # The curve takes the droop's 5 s open-loop response time to 90 % of the step.
+    output = inverter.step(T0 + timedelta(seconds=5), 240, 61.0)
+    assert output.active_w == pytest.approx(0.9 * 2_400)
+
+
+def test_inverter_on_a_50_hz_system() -> None:
+    rating = Rating(11_000, 9_600, 11_500, nominal_v=230.0, nominal_hz=50.0)
+    inverter = Inverter(rating)
+    assert inverter.control == GridControl.defaults(rating)
+    inverter.request(Setpoint(9_600))
+    inverter.step(T0, 230, 50.0)
+    output = inverter.step(T0 + timedelta(seconds=30), 230, 50.0)
+    assert output.condition is Condition.IN_SERVICE
+    assert output.active_w == pytest.approx(9_600)
+    # 5 % droop of 50 Hz beyond a 30 mHz dead band.
+    expected = 9_600 - (50.53 - 50.03) / 2.5 * rating.rated_w
+    assert inverter.command(230, 50.53).active_w == pytest.approx(expected)
+    # 51.8 Hz is past the OF2 trip of a 50 Hz system (51.67 Hz) though far below 62 Hz.
+    inverter.step(T0 + timedelta(seconds=31), 230, 51.8)
+    tripped = inverter.step(T0 + timedelta(seconds=31.2), 230, 51.8)
+    assert tripped.condition is Condition.TRIPPED and inverter.protection.tripped_by == "OF2"
+
+
 def test_rating_refuses_nonsense() -> None:
     with pytest.raises(ValidationError):
         Rating(max_charge_w=-1, max_discharge_w=0, apparent_va=1)
@@ -163,6 +225,13 @@ curves = st.builds(
     st.floats(0.01, 0.1),
     st.floats(0.0, 1.0),
 )
+# Frequency-watt curves falling from full output somewhere above 60 Hz (x in Hz).
+frequency_curves = st.builds(
+    lambda f1, width, p2: Curve(((f1, 1.0), (f1 + width, p2))),
+    st.floats(60.0, 61.0),
+    st.floats(0.1, 2.0),
+    st.floats(-1.0, 1.0),
+)
 reactive_modes = st.one_of(
     st.none(),
     st.builds(ConstantPowerFactor, st.floats(0.5, 1.0), st.booleans()),
@@ -177,6 +246,7 @@ controls = st.builds(
     target_w=st.none() | st.floats(-20_000, 20_000),
     reactive=reactive_modes,
     volt_watt=st.none() | st.builds(VoltWatt, curves),
+    freq_watt=st.none() | st.builds(FrequencyWatt, frequency_curves),
 )
 setpoints = st.builds(Setpoint, st.floats(-50_000, 50_000), st.floats(-50_000, 50_000))
 voltages = st.floats(0.0, 1.5)
@@ -184,7 +254,12 @@ frequencies = st.floats(55.0, 65.0)
 
 
 def assert_within(
-    control: GridControl, voltage_pu: float, active_w: float, reactive_var: float, discharge: bool
+    control: GridControl,
+    voltage_pu: float,
+    active_w: float,
+    reactive_var: float,
+    discharge: bool,
+    frequency_hz: float | None = None,
 ) -> None:
     if not control.energize:
         assert active_w == 0.0 and reactive_var == 0.0
@@ -196,6 +271,11 @@ def assert_within(
     if control.volt_watt is not None:
         cap = max(control.volt_watt.curve(voltage_pu), 0.0) * RATING.max_discharge_w
         assert active_w <= cap + EPS
+    if control.freq_watt is not None and frequency_hz is not None and control.energize:
+        # Below the charging rating, or what apparent power leaves, the cap gives way.
+        room = math.sqrt(max(RATING.apparent_va**2 - reactive_var**2, 0.0))
+        cap = control.freq_watt.cap_pu(frequency_hz) * RATING.max_discharge_w
+        assert active_w <= max(cap, -RATING.max_charge_w, -room) + EPS
     assert abs(reactive_var) <= RATING.max_var + EPS
     assert active_w**2 + reactive_var**2 <= RATING.apparent_va**2 * (1 + 1e-9)
 
@@ -219,7 +299,9 @@ def test_command_never_passes_the_grid_limit(
         may_discharge=discharge,
         follow_target=not opted_out,
     )
-    assert_within(control, voltage_pu, command.active_w, command.reactive_var, discharge)
+    assert_within(
+        control, voltage_pu, command.active_w, command.reactive_var, discharge, frequency_hz
+    )
     if control.reactive is not None:
         # The grid's reactive mode decides; the consumer's reactive ask changes nothing.
         silent = dispatch(

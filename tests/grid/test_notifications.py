@@ -54,6 +54,15 @@ def _notification_endpoint(site: GridSite, device: Device) -> Iterator[tuple[str
         inbox.server_close()
 
 
+def _subscription(resource: str, uri: str) -> str:
+    return (
+        '<Subscription xmlns="urn:ieee:std:2030.5:ns">'
+        f"<subscribedResource>{resource}</subscribedResource><encoding>0</encoding>"
+        f"<level>+S1</level><limit>10</limit><notificationURI>{uri}</notificationURI>"
+        "</Subscription>"
+    )
+
+
 def test_subscriber_is_notified_of_new_and_cancelled_controls(grid_site: GridSite) -> None:
     site = grid_site
     evse = site.devices["evse-1"]
@@ -62,12 +71,7 @@ def test_subscriber_is_notified_of_new_and_cancelled_controls(grid_site: GridSit
     controls = f"/derp/{program.id}/derc"
     try:
         with _notification_endpoint(site, evse) as (uri, inbox):
-            subscription = (
-                '<Subscription xmlns="urn:ieee:std:2030.5:ns">'
-                f"<subscribedResource>{controls}</subscribedResource><encoding>0</encoding>"
-                f"<level>+S1</level><limit>10</limit><notificationURI>{uri}</notificationURI>"
-                "</Subscription>"
-            )
+            subscription = _subscription(controls, uri)
             created = client.status("POST", f"/edev/{evse.sfdi}/sub", subscription)
             assert created.status_code == 201, created.text
             stored = client.get(created.headers["Location"])
@@ -95,5 +99,45 @@ def test_subscriber_is_notified_of_new_and_cancelled_controls(grid_site: GridSit
                 for c in cancelled.findall("s:Resource/s:DERControl", SEP)
             }
             assert statuses[mrid] == "2"
+    finally:
+        client.close()
+
+
+def test_new_programs_reach_subscribers_of_the_program_list_and_assignments(
+    grid_site: GridSite,
+) -> None:
+    """2030.5 notifies every resource served subscribable; a list it does not watch says so."""
+    site = grid_site
+    evse, other = site.devices["evse-1"], site.devices["evse-2"]
+    client = site.client("evse-1")
+    subscriptions = f"/edev/{evse.sfdi}/sub"
+    assignments = f"/edev/{evse.sfdi}/fsa"
+    try:
+        assert client.get(assignments).get("subscribable") == "1"
+        assert client.get("/derp").get("subscribable") == "1"
+        for unwatched in ("/edev", f"/edev/{evse.sfdi}/lel", "/derp/1/actderc"):
+            assert client.get(unwatched).get("subscribable", "0") == "0"
+        with _notification_endpoint(site, evse) as (uri, inbox):
+            for refused in (f"/edev/{other.sfdi}/fsa", "/edev", "/derp/1/actderc"):
+                answer = client.status("POST", subscriptions, _subscription(refused, uri))
+                assert answer.status_code == 400, refused
+            for resource in ("/derp", assignments):
+                answer = client.status("POST", subscriptions, _subscription(resource, uri))
+                assert answer.status_code == 201, answer.text
+
+            feeder = site.programs.create_program("feeder", 3)
+            notes = {}
+            for _ in range(2):
+                _, body = inbox.received.get(timeout=20)
+                note = etree.fromstring(body)
+                if site.schema is not None:
+                    site.schema.assertValid(note)
+                notes[text(note, "s:subscribedResource")] = note
+            listed = notes["/derp"].findall("s:Resource/s:DERProgram", SEP)
+            assert feeder.mrid in {text(program, "s:mRID") for program in listed}
+            link = notes[assignments].find(
+                "s:Resource/s:FunctionSetAssignments/s:DERProgramListLink", SEP
+            )
+            assert link is not None and link.get("all") == "3"
     finally:
         client.close()

@@ -51,7 +51,8 @@ def test_device_discovers_registers_reads_and_reports(grid_site: GridSite) -> No
         "utility",
         "opModVoltVar",
         [(9200, 3000), (9670, 0), (10300, 0), (10800, -3000)],
-        x_multiplier=-2,
+        x_multiplier=-2,  # 92.00 % of VRef ...
+        y_multiplier=-2,  # ... to 30.00 % of the var reference
         y_ref_type=2,
     )
     limit = programs.create_control("utility", {"opModMaxLimW": 5000}, now, 3600, "limit")

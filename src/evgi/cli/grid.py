@@ -1,13 +1,16 @@
 """`evgi grid`: the IEEE 2030.5 server's certificate authority, devices, DER programs and
 controls. Commands write to the database `evgi serve` reads; devices see changes at their next
-poll, and subscribers are notified within a second or two."""
+poll, and subscribers are notified within a second or two. `evgi grid client` is the other
+end: one EVSE's 2030.5 client and inverter, run against a server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,14 +20,28 @@ from rich.table import Table
 
 from evgi.app import Platform
 from evgi.cli.context import app, console, err, opened_platform, print_json, settings_of
-from evgi.core.errors import EvgiError, ValidationError
+from evgi.core.clock import SystemClock
+from evgi.core.errors import ConfigError, EvgiError, ValidationError
 from evgi.grid import (
     CONTROL_FIELDS,
     RESPONSE_STATUS,
     DerPrograms,
     EndDevices,
+    GridClient,
+    GridControl,
+    GridUnreachable,
+    Inverter,
+    NotificationListener,
+    Rating,
+    Schema,
+    ServerRefused,
+    Setpoint,
+    client_ssl_context,
     grid_authority,
+    grid_ca_certificate_path,
     lfdi,
+    notification_ssl_context,
+    read_device_identity,
     sfdi,
 )
 from evgi.storage.grid import GridStore
@@ -84,6 +101,12 @@ def grid_issue_device(
     ] = None,
 ) -> None:
     """Issue a device's P-256 client certificate and print its LFDI and SFDI."""
+    _issue_device(ctx, name, out, pin)
+
+
+def _issue_device(ctx: typer.Context, name: str, out: Path, pin: int | None) -> None:
+    """`out/name.pem` and `out/name.key.pem` from the grid CA, the device admitted when a PIN
+    is given."""
     settings = settings_of(ctx)
     with _refusals():
         issued = grid_authority(settings).issue_device_certificate(name)
@@ -97,6 +120,220 @@ def grid_issue_device(
         with _grid(ctx) as (platform, store), _refusals():
             EndDevices(store, platform.clock).register(device, pin)
         console.print(f"admitted with PIN {pin}")
+
+
+# -- the EVSE side ---------------------------------------------------------------------------
+
+
+@grid_app.command("client")
+def grid_client(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="the device: its chain is DIR/NAME.pem, its key DIR/NAME.key.pem")
+    ],
+    folder: Annotated[Path, typer.Option("--dir", help="folder of the device's PEM files")] = Path(
+        "."
+    ),
+    issue: Annotated[
+        bool,
+        typer.Option(
+            "--issue",
+            help="if NAME has no certificate yet, issue one from this data dir's grid CA "
+            "(as issue-device does) and admit it with --pin",
+        ),
+    ] = False,
+    pin: Annotated[
+        int | None,
+        typer.Option(help="registration PIN printed on the device; the server's must match"),
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option(help="2030.5 server, default https://grid_host:grid_port")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="grid CA certificate to trust, default this data dir's")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="seconds to run; 0 runs until Ctrl-C")] = 0.0,
+    interval: Annotated[
+        float, typer.Option(help="seconds between steps of the inverter under the control")
+    ] = 1.0,
+    telemetry: Annotated[
+        float, typer.Option(help="seconds between telemetry (/mup) and DERStatus posts")
+    ] = 60.0,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST[:PORT] the server can reach this device at: serve 2030.5 notifications "
+            "there and subscribe to the programs, so changes apply before the next poll"
+        ),
+    ] = None,
+    setpoint: Annotated[
+        float, typer.Option(help="W the site asks: positive discharges, negative charges")
+    ] = 0.0,
+    max_charge_w: Annotated[float, typer.Option(help="rated charging power, W")] = 11_000.0,
+    max_discharge_w: Annotated[float, typer.Option(help="rated discharging power, W")] = 11_000.0,
+    apparent_va: Annotated[float, typer.Option(help="rated apparent power, VA")] = 11_500.0,
+    nominal_hz: Annotated[
+        float | None, typer.Option(help="system frequency, default grid_nominal_hz (60)")
+    ] = None,
+    nominal_v: Annotated[
+        float | None, typer.Option(help="nominal voltage VN, default grid_nominal_v (240)")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run one EVSE's IEEE 2030.5 client against a server: discovery from /dcap, registration
+    with the PIN check, polling of its programs, responses to events, telemetry and DERStatus
+    posts, and the DefaultDERControls it last read while the server is unreachable; with
+    --listen, notifications too. Prints the control in force each time it changes, for
+    --duration seconds or until Ctrl-C."""
+    settings = settings_of(ctx)
+    chain, key = folder / f"{name}.pem", folder / f"{name}.key.pem"
+    if not chain.exists():
+        if not issue:
+            err.print(
+                f"[red]error:[/red] no device certificate {chain}: have the grid operator run "
+                f"`evgi grid issue-device {name}`, or pass --issue on the operator's data dir"
+            )
+            raise typer.Exit(2)
+        _issue_device(ctx, name, folder, pin)
+    with _refusals():
+        identity = read_device_identity(chain, key, settings.keystore_password)
+        trusted = ca or grid_ca_certificate_path(settings)
+        if not trusted.exists():
+            raise ConfigError(f"no grid CA certificate at {trusted}: pass --ca")
+        rating = Rating(
+            max_charge_w,
+            max_discharge_w,
+            apparent_va,
+            nominal_v or settings.grid_nominal_v,
+            nominal_hz or settings.grid_nominal_hz,
+        )
+        inverter = Inverter(rating)
+        inverter.request(Setpoint(setpoint))
+        client = GridClient(
+            server or f"https://{settings.grid_host}:{settings.grid_port}",
+            client_ssl_context(trusted.read_text(), identity),
+            identity.certificate.public_bytes(serialization.Encoding.DER),
+            inverter,
+            SystemClock(),
+            pin=pin,
+            schema=None if settings.grid_schema is None else Schema(settings.grid_schema),
+        )
+        listener = None
+        if listen is not None:
+            host, _, port = listen.partition(":")
+            if port and not port.isdigit():
+                raise ValidationError(f"--listen {listen!r} is not HOST[:PORT]")
+            listener = NotificationListener(
+                notification_ssl_context(trusted.read_text(), identity),
+                client.notified,
+                client.schema,
+                host,
+                int(port or 0),
+            )
+    try:
+        with _refusals():
+            if listener is not None:
+                listener.start()
+            _run_device(client, listener, duration, interval, telemetry, as_json)
+    except KeyboardInterrupt:
+        err.print("stopped")
+    finally:
+        if listener is not None:
+            listener.stop()
+        client.close()
+
+
+def _run_device(
+    client: GridClient,
+    listener: NotificationListener | None,
+    duration: float,
+    interval: float,
+    telemetry: float,
+    as_json: bool,
+) -> None:
+    rating = client.inverter.rating
+    _say(as_json, {"device": client.lfdi, "sfdi": client.sfdi, "server": str(client.http.base_url)})
+    try:
+        device = client.register()
+        _say(as_json, {"registered": device.href, "pin_checked": client.pin is not None})
+    except GridUnreachable as exc:
+        _say(as_json, {"unreachable": exc.message})
+    if listener is not None:
+        # Unreachable now, the client subscribes at the first poll that reaches the server.
+        with contextlib.suppress(GridUnreachable):
+            subscribed = client.subscribe(listener.url)
+            _say(as_json, {"notifications": listener.url, "subscriptions": subscribed})
+    deadline = None if duration <= 0 else time.monotonic() + duration
+    shown: dict[str, Any] | None = None
+    next_telemetry = client.clock.now()
+    last: datetime | None = None
+    energy_wh = 0.0
+    while True:
+        now = client.clock.now()
+        control = client.poll()
+        output = client.inverter.step(now, rating.nominal_v, rating.nominal_hz)
+        energy_wh += 0.0 if last is None else output.active_w * (now - last).total_seconds() / 3600
+        last = now
+        view = {
+            "reachable": client.reachable,
+            "events": sorted(client.running),
+            "control": _control_view(control, rating),
+        }
+        if view != shown:
+            shown = view
+            _say(as_json, {"at": now.isoformat(), **view})
+        if client.reachable and now >= next_telemetry:
+            next_telemetry = now + timedelta(seconds=telemetry)
+            try:
+                client.mirror(
+                    now, output.active_w, output.reactive_var, rating.nominal_v, round(energy_wh)
+                )
+                client.report_status(now)
+            except (GridUnreachable, ServerRefused) as exc:
+                _say(as_json, {"telemetry_failed": exc.message})
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(
+            interval if deadline is None else max(min(interval, deadline - time.monotonic()), 0)
+        )
+
+
+def _control_view(control: GridControl, rating: Rating) -> dict[str, Any]:
+    """The settings in force as an operator reads them: W, per unit, Hz and seconds."""
+    view: dict[str, Any] = {"energize": control.energize}
+    if control.max_limit_pu is not None:
+        view["max_w"] = round(control.max_limit_pu * rating.max_discharge_w)
+    if control.target_w is not None:
+        view["target_w"] = round(control.target_w)
+    reactive = control.reactive
+    view["reactive"] = "site's own" if reactive is None else type(reactive).__name__
+    if control.volt_watt is not None:
+        view["volt_watt"] = [list(point) for point in control.volt_watt.curve.points]
+    if control.freq_watt is not None:
+        view["freq_watt"] = [list(point) for point in control.freq_watt.curve.points]
+    else:
+        droop = control.droop
+        view["droop"] = [round(droop.deadband_over_hz, 4), droop.droop_over]
+    trips = control.voltage_trips + control.frequency_trips
+    if trips:
+        view["must_trip"] = [f"{t.name}:{t.threshold:g}@{t.clearing_s:g}s" for t in trips]
+    if control.ramp_s is not None:
+        view["ramp_s"] = control.ramp_s
+    return view
+
+
+def _say(as_json: bool, entry: dict[str, Any]) -> None:
+    """One line per event: JSON, or `key=value` pairs."""
+    if as_json:
+        typer.echo(json.dumps(entry, default=str))
+        return
+    parts: list[str] = []
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            parts.extend(f"{k}={v}" for k, v in value.items())
+        else:
+            parts.append(f"{key}={value}")
+    console.print(" ".join(parts), soft_wrap=True, highlight=False, markup=False)
 
 
 # -- devices ---------------------------------------------------------------------------------

@@ -6,8 +6,16 @@ It imports nothing of the consumer layer (csms, pnc, settlement, v2g, roaming, m
 limits hold whatever that layer does.
 """
 
-from evgi.grid.active_power import FrequencyDroop, VoltWatt
-from evgi.grid.authority import GridAuthority, GridCertificate, client_ssl_context, grid_authority
+from evgi.grid.active_power import FrequencyDroop, FrequencyWatt, VoltWatt
+from evgi.grid.authority import (
+    GridAuthority,
+    GridCertificate,
+    client_ssl_context,
+    grid_authority,
+    grid_ca_certificate_path,
+    notification_ssl_context,
+    read_device_identity,
+)
 from evgi.grid.client import GridClient, GridUnreachable, NotificationListener, ServerRefused
 from evgi.grid.curve import Curve
 from evgi.grid.der_programs import DerPrograms
@@ -57,6 +65,7 @@ __all__ = [
     "EnterService",
     "EventState",
     "FrequencyDroop",
+    "FrequencyWatt",
     "GridAuthority",
     "GridCertificate",
     "GridClient",
@@ -78,8 +87,11 @@ __all__ = [
     "dispatch",
     "event_states",
     "grid_authority",
+    "grid_ca_certificate_path",
     "in_force",
     "lfdi",
     "normalize_lfdi",
+    "notification_ssl_context",
+    "read_device_identity",
     "sfdi",
 ]

@@ -149,6 +149,28 @@ def grid_authority(settings: Settings) -> GridAuthority:
     )
 
 
+def grid_ca_certificate_path(settings: Settings) -> Path:
+    """Where the grid CA of these settings keeps its certificate (whether or not it exists:
+    a device trusts that file, it never creates a CA)."""
+    return settings.pki_dir / GRID_ROOT / CA_CERTIFICATE_FILE
+
+
+def read_device_identity(chain: Path, key: Path, passphrase: str = "") -> GridCertificate:
+    """A device's identity as `GridCertificate.write` left it: its certificate, then its
+    issuer in `chain`, and the private key of the certificate in `key`."""
+    private_key = read_private_key(key, passphrase, "device")
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"the device key {key} is not a P-256 key")
+    try:
+        certificate = read_certificate_of(chain, private_key, key)
+        issuers = x509.load_pem_x509_certificates(chain.read_bytes())[1:]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the device certificate chain {chain}: {exc}") from exc
+    if not issuers:
+        raise ConfigError(f"{chain} holds no issuer after the device certificate")
+    return GridCertificate(certificate, issuers[0], private_key)
+
+
 def server_ssl_context(authority: GridAuthority, host_names: list[str]) -> ssl.SSLContext:
     """TLS 1.2 with mutual authentication: a client must present a certificate of `authority`
     (2030.5 section 6.11 fixes TLS 1.2 and one cipher suite)."""
@@ -174,6 +196,19 @@ def client_ssl_context(
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(f"{CSIP_CIPHER}:{FALLBACK_CIPHER}")
     context.check_hostname = check_hostname
+    context.load_verify_locations(cadata=authority_pem)
+    load_identity(context, identity)
+    return context
+
+
+def notification_ssl_context(authority_pem: str, identity: GridCertificate) -> ssl.SSLContext:
+    """A device's endpoint for 2030.5 Notifications: TLS 1.2 with its own certificate, taking
+    only clients (the server) that present a certificate of the grid CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{CSIP_CIPHER}:{FALLBACK_CIPHER}")
+    context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cadata=authority_pem)
     load_identity(context, identity)
     return context

@@ -131,6 +131,10 @@ class GridClient:
         self.programs: list[Program] = []
         self.reachable = False
         self.opted_out: set[str] = set()
+        # The mRIDs of the events in force at the last poll.
+        self.running: set[str] = set()
+        self._notification_uri: str | None = None
+        self._subscriptions: dict[str, str] = {}
         self._reported: dict[str, _Reported] = {}
         self._offsets: dict[str, tuple[int, int]] = {}
         self._next_poll: datetime | None = None
@@ -265,7 +269,7 @@ class GridClient:
                     program.default, program.curves, rating, control
                 )
         if not self.reachable:
-            return control or GridControl()
+            return control or GridControl.defaults(rating)
         events = {
             control.mrid: (program, control)
             for program in self.programs
@@ -277,22 +281,36 @@ class GridClient:
             control = GridControl.from_control_base(
                 der_control.base, program.curves, rating, control
             )
-        return control or GridControl()
+        return control or GridControl.defaults(rating)
 
     # -- running --------------------------------------------------------------------------------
 
     def subscribe(self, notification_uri: str) -> list[str]:
-        """Ask to be notified of changes to every program's DERControlList; a notification
-        makes the next `poll` read the programs again, whatever the poll rate."""
+        """Ask to be notified of changes to the device's FunctionSetAssignmentsList (programs
+        added) and to every program's DERControlList, programs read later included; a
+        notification makes the next `poll` read the programs again, whatever the poll rate.
+        The hrefs of the subscriptions made now; when the server cannot be reached, the first
+        poll that reaches it subscribes."""
+        self._notification_uri = notification_uri
+        return self._subscribe_new(notification_uri)
+
+    def _subscribe_new(self, notification_uri: str) -> list[str]:
         device = self.device or self.register()
         subscriptions = device.links.get("SubscriptionListLink")
         if subscriptions is None:
             raise ServerRefused("the EndDevice has no SubscriptionListLink")
+        resources = [
+            device.links.get("FunctionSetAssignmentsListLink", ""),
+            *(program.document.controls for program in self.programs or self.read_programs()),
+        ]
         created = []
-        for program in self.programs or self.read_programs():
-            posted = Subscription(program.document.controls, notification_uri, _PAGE)
+        for resource in resources:
+            if not resource or resource in self._subscriptions:
+                continue
+            posted = Subscription(resource, notification_uri, _PAGE)
             answer = self._request("POST", subscriptions, serialize(posted.to_xml()))
-            created.append(str(answer.headers.get("Location", "")))
+            self._subscriptions[resource] = str(answer.headers.get("Location", ""))
+            created.append(self._subscriptions[resource])
         return created
 
     def notified(self, resource: str) -> None:
@@ -310,12 +328,15 @@ class GridClient:
         if self._next_poll is None or now >= self._next_poll:
             try:
                 self.read_programs()
+                if self._notification_uri is not None:
+                    self._subscribe_new(self._notification_uri)
             except GridUnreachable as exc:
                 log.warning("2030.5 server unreachable, keeping default controls", error=str(exc))
             rate = self.capability.poll_rate if self.capability else 900
             self._next_poll = now + timedelta(seconds=rate)
         control = self.control_in_force(now)
         running = self._running(now)
+        self.running = running
         self.inverter.apply(control)
         self.inverter.decline_dispatch(bool(running & self.opted_out))
         if self.reachable:

@@ -47,9 +47,10 @@ class Curve:
         return max(y for _, y in self.points)
 
     @classmethod
-    def from_der_curve(cls, curve: DerCurve) -> Curve:
+    def from_der_curve(cls, curve: DerCurve, x_in_percent: bool = True) -> Curve:
         """2030.5 carries curve axes as percent (of VRef, setMaxW, setMaxVar...) scaled by
-        powers of ten; per unit is that percent over 100."""
-        x_scale = 10.0**curve.x_multiplier / 100
+        powers of ten; per unit is that percent over 100. A frequency axis is in Hz
+        (`x_in_percent=False`) and keeps its unit."""
+        x_scale = 10.0**curve.x_multiplier / (100 if x_in_percent else 1)
         y_scale = 10.0**curve.y_multiplier / 100
         return cls(tuple((x * x_scale, y * y_scale) for x, y in curve.points))

@@ -34,7 +34,13 @@ from evgi.storage.grid import GridStore
 _PEN = "00000000"
 _ONE_HOUR = 3600
 _CURVE_FIELDS = {name for name, kind in CONTROL_FIELDS if kind == "curve"}
-_PER_CENT_FIELDS = {"opModMaxLimW": (0, 10000), "opModFixedW": (-10000, 10000)}
+# Integer fields with their ranges and units (2030.5: per cents in hundredths of the rating,
+# rampTms a UInt16 in hundredths of a second).
+_RANGES = {
+    "opModMaxLimW": (0, 10000, "hundredths of a per cent of the rating"),
+    "opModFixedW": (-10000, 10000, "hundredths of a per cent of the rating"),
+    "rampTms": (0, 65535, "hundredths of a second"),
+}
 
 
 def new_mrid() -> str:
@@ -200,12 +206,10 @@ class DerPrograms:
 
     def _checked(self, base: Mapping[str, Any], program_id: int | None) -> ControlBase:
         checked = check_control_base(base)
-        for name, (low, high) in _PER_CENT_FIELDS.items():
+        for name, (low, high, unit) in _RANGES.items():
             value = checked.get(name)
             if isinstance(value, int) and not low <= value <= high:
-                raise ValidationError(
-                    f"{name} is in hundredths of a per cent of the rating: {low} to {high}"
-                )
+                raise ValidationError(f"{name} is in {unit}: {low} to {high}")
         curves = {} if program_id is None else {c.mrid: c for c in self.store.curves(program_id)}
         for name in _CURVE_FIELDS & set(checked):
             value = checked[name]

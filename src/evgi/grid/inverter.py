@@ -9,6 +9,9 @@ protection state all bound it, so the grid side always wins.
 Seed 001's two cases: with DC charging the inverter sits in the EVSE and applies the settings
 itself; with AC charging it sits in the vehicle and the EVSE relays the settings to it, and a
 vehicle that cannot receive 1547 functions may charge but never discharge.
+
+The 1547 defaults follow the rating's nominal frequency (grid/nominal_frequency.py), so one
+inverter serves a 50 Hz system as well as a 60 Hz one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from evgi.core.errors import ValidationError
-from evgi.grid.active_power import FrequencyDroop, VoltWatt
+from evgi.grid.active_power import FrequencyDroop, FrequencyWatt, VoltWatt
 from evgi.grid.curve import Curve
 from evgi.grid.reactive_power import (
     CATEGORY_B_REACTIVE_PU,
@@ -97,8 +100,21 @@ class GridControl:
     reactive: ReactivePowerMode | None = field(default_factory=ConstantPowerFactor)
     volt_watt: VoltWatt | None = None
     droop: FrequencyDroop = field(default_factory=FrequencyDroop)
+    # A frequency-watt curve, when the operator gives one, stands in for the droop.
+    freq_watt: FrequencyWatt | None = None
     voltage_trips: tuple[TripSetting, ...] = ()
     frequency_trips: tuple[TripSetting, ...] = ()
+    # 2030.5 rampTms: the time the move from the previous settings to these takes.
+    ramp_s: float | None = None
+
+    @classmethod
+    def defaults(cls, rating: Rating) -> GridControl:
+        """1547's defaults on the rating's system, before any 2030.5 control."""
+        return cls(droop=FrequencyDroop().at_nominal(rating.nominal_hz))
+
+    def droops(self, frequency_hz: float) -> bool:
+        """Whether the droop parameters act now (never while a frequency-watt curve rules)."""
+        return self.freq_watt is None and self.droop.active(frequency_hz)
 
     @classmethod
     def from_control_base(
@@ -110,21 +126,19 @@ class GridControl:
     ) -> GridControl:
         """The settings a 2030.5 DERControlBase puts in force over `under` (the defaults
         when none); `curves` maps the hrefs of the program's DERCurves to the curves."""
-        control = under or cls(droop=FrequencyDroop(nominal_hz=rating.nominal_hz))
+        control = under or cls.defaults(rating)
 
         def curve(name: str, y_scale: float = 1.0) -> Curve:
-            link = base[name]
-            href = str(link["href"]) if isinstance(link, dict) else ""
-            if href not in curves:
-                raise ValidationError(f"{name} refers to {href!r}, which is not a DERCurve")
-            der_curve = curves[href]
+            der_curve = _linked_curve(base, name, curves)
             per_unit = Curve.from_der_curve(der_curve)
             if der_curve.y_ref_type in _VAR_REFERENCES:
                 y_scale = rating.reactive_pu
             return Curve(tuple((x, y * y_scale) for x, y in per_unit.points))
 
         energize = bool(base.get("opModConnect", True)) and bool(base.get("opModEnergize", True))
-        control = replace(control, energize=energize)
+        # rampTms is about the move into this control alone; absent, the change is immediate.
+        ramp_s = _number(base["rampTms"]) / 100 if "rampTms" in base else None
+        control = replace(control, energize=energize, ramp_s=ramp_s)
         if "opModMaxLimW" in base:
             control = replace(control, max_limit_pu=_number(base["opModMaxLimW"]) / 10000)
         if "opModFixedW" in base:
@@ -165,6 +179,13 @@ class GridControl:
                     droop_under=_number(droop.get("kUF")) / 1000,
                     response_s=_number(droop.get("openLoopTms")) / 100,
                 ),
+                freq_watt=None,
+            )
+        if "opModFreqWatt" in base:
+            linked = _linked_curve(base, "opModFreqWatt", curves)
+            frequency_watt = Curve.from_der_curve(linked, x_in_percent=False)
+            control = replace(
+                control, freq_watt=FrequencyWatt(frequency_watt, control.droop.response_s)
             )
         return _with_trips(control, base, curves)
 
@@ -176,11 +197,7 @@ def _with_trips(
     for name, (prefix, over, voltage) in _MUST_TRIP.items():
         if name not in base:
             continue
-        link = base[name]
-        href = str(link["href"]) if isinstance(link, dict) else ""
-        if href not in curves:
-            raise ValidationError(f"{name} refers to {href!r}, which is not a DERCurve")
-        curve = curves[href]
+        curve = _linked_curve(base, name, curves)
         x_scale = _power_of_ten(curve.x_multiplier)
         y_scale = _power_of_ten(curve.y_multiplier) / (100 if voltage else 1)
         settings = tuple(
@@ -194,6 +211,14 @@ def _with_trips(
             kept = tuple(s for s in control.frequency_trips if s.over != over)
             control = replace(control, frequency_trips=kept + settings)
     return control
+
+
+def _linked_curve(base: ControlBase, name: str, curves: Mapping[str, DerCurve]) -> DerCurve:
+    link = base[name]
+    href = str(link["href"]) if isinstance(link, dict) else ""
+    if href not in curves:
+        raise ValidationError(f"{name} refers to {href!r}, which is not a DERCurve")
+    return curves[href]
 
 
 def _parts(value: object, name: str) -> dict[str, Any]:
@@ -264,21 +289,26 @@ def dispatch(
         high = min(high, max(cap, 0.0) * rating.max_discharge_w)
     low = -rating.max_charge_w * fraction
     high *= fraction
+    if control.freq_watt is not None:
+        cap = control.freq_watt.cap_pu(frequency_hz) * rating.max_discharge_w
+        high = _clamp(cap, low, high)
     asked = setpoint.active_w
     if control.target_w is not None and follow_target:
         asked = control.target_w
     active = _clamp(asked, low, high)
-    if control.droop.active(frequency_hz):
-        room = high if active > 0 else 0.0
-        adjusted = control.droop.adjust_pu(
-            active / rating.rated_w, frequency_hz, room / rating.rated_w
-        )
-        active = _clamp(adjusted * rating.rated_w, low, high)
+    # The reactive mode works from the dispatched output; the droop's fast response then moves
+    # active power within what apparent power leaves, so it never pushes the other way.
     if control.reactive is None:
         reactive = setpoint.reactive_var
     else:
         reactive = control.reactive.var_pu(active / rating.rated_w, voltage_pu) * rating.apparent_va
     reactive = _clamp(reactive, -rating.max_var, rating.max_var) * fraction
+    if control.droops(frequency_hz):
+        room = high if active > 0 else 0.0
+        adjusted = control.droop.adjust_pu(
+            active / rating.rated_w, frequency_hz, room / rating.rated_w
+        )
+        active = _clamp(adjusted * rating.rated_w, low, high)
     # Reactive power has priority: active power gives way within the apparent power rating.
     room = math.sqrt(max(rating.apparent_va**2 - reactive**2, 0.0))
     low, high = max(low, -room), min(high, room)
@@ -303,8 +333,25 @@ def _approach(value: float, target: float, dt_s: float, response_s: float) -> fl
     return target + (value - target) * math.exp(-dt_s * math.log(10) / response_s)
 
 
+@dataclass
+class _Ramp:
+    """A move to new settings over 2030.5's rampTms, from the output when they came."""
+
+    from_active_w: float
+    from_reactive_var: float
+    duration_s: float
+    started: datetime | None = None
+
+    def progress(self, at: datetime) -> float:
+        if self.started is None:
+            self.started = at
+        return (at - self.started).total_seconds() / self.duration_s
+
+
 class Inverter:
-    """One inverter fed measurements in time order; see the module docstring for AC and DC."""
+    """One inverter fed measurements in time order; see the module docstring for AC and DC.
+    The 1547 defaults of `category` and `enter_service` are carried to the rating's nominal
+    frequency."""
 
     def __init__(
         self,
@@ -319,15 +366,18 @@ class Inverter:
         self.rating = rating
         self.coupling = coupling
         self.accepts_grid_functions = accepts_grid_functions
-        self.category = category
-        self.protection = RideThrough(category, enter_service or EnterService())
+        self.category = category.at_nominal(rating.nominal_hz)
+        self.protection = RideThrough(
+            self.category, (enter_service or EnterService()).at_nominal(rating.nominal_hz)
+        )
         self.setpoint_response_s = setpoint_response_s
-        self.control = GridControl(droop=FrequencyDroop(nominal_hz=rating.nominal_hz))
+        self.control = GridControl.defaults(rating)
         self.setpoint = Setpoint(0.0)
         self.opted_out = False
         self.active_w = 0.0
         self.reactive_var = 0.0
         self._last: datetime | None = None
+        self._ramp: _Ramp | None = None
 
     @property
     def may_discharge(self) -> bool:
@@ -335,6 +385,12 @@ class Inverter:
         return self.coupling is Coupling.DC or self.accepts_grid_functions
 
     def apply(self, control: GridControl) -> None:
+        """Put `control` in force. A change that carries a ramp time (rampTms) moves the
+        output there linearly over that time, limits included; without one, at once."""
+        if control != self.control:
+            self._ramp = None
+            if control.ramp_s:
+                self._ramp = _Ramp(self.active_w, self.reactive_var, control.ramp_s)
         self.control = control
         self.protection.category = self.category.overridden(
             control.voltage_trips, control.frequency_trips
@@ -377,25 +433,48 @@ class Inverter:
         # open-loop response time.
         hard = dispatch(
             self.rating,
-            replace(self.control, volt_watt=None),
+            replace(self.control, volt_watt=None, freq_watt=None),
             self.setpoint,
             voltage_pu,
             self.rating.nominal_hz,
             may_discharge=self.may_discharge,
             fraction=fraction,
         )
-        response_s = self.setpoint_response_s
-        if self.control.droop.active(frequency_hz):
-            response_s = self.control.droop.response_s
-        elif self.control.volt_watt is not None and target.active_high_w < hard.active_high_w:
-            response_s = self.control.volt_watt.response_s
-        active = _approach(self.active_w, target.active_w, dt_s, response_s)
-        mode = self.control.reactive
-        reactive_response_s = self.setpoint_response_s if mode is None else mode.response_s
-        reactive = _approach(self.reactive_var, target.reactive_var, dt_s, reactive_response_s)
+        ramp = self._ramp
+        progress = 1.0 if ramp is None else ramp.progress(at)
+        if ramp is not None and progress < 1.0:
+            # Protection still acts at once; the control's own limits follow the ramp.
+            active = ramp.from_active_w + (target.active_w - ramp.from_active_w) * progress
+            reactive = (
+                ramp.from_reactive_var + (target.reactive_var - ramp.from_reactive_var) * progress
+            )
+            low = -self.rating.max_charge_w * fraction
+            high = (self.rating.max_discharge_w if self.may_discharge else 0.0) * fraction
+        else:
+            self._ramp = None
+            active = _approach(
+                self.active_w, target.active_w, dt_s, self._response_s(target, hard, frequency_hz)
+            )
+            mode = self.control.reactive
+            reactive_response_s = self.setpoint_response_s if mode is None else mode.response_s
+            reactive = _approach(self.reactive_var, target.reactive_var, dt_s, reactive_response_s)
+            low, high = hard.active_low_w, hard.active_high_w
         limit_var = self.rating.max_var * fraction
         reactive = _clamp(reactive, -limit_var, limit_var)
         room = math.sqrt(max(self.rating.apparent_va**2 - reactive**2, 0.0))
-        self.active_w = _clamp(active, max(hard.active_low_w, -room), min(hard.active_high_w, room))
+        self.active_w = _clamp(active, max(low, -room), min(high, room))
         self.reactive_var = reactive
         return Output(at, self.active_w, self.reactive_var, self.protection.condition, target)
+
+    def _response_s(self, target: Command, hard: Command, frequency_hz: float) -> float:
+        """Open-loop response of the function that moves output now: the droop, or the
+        slowest curve that bounds it, else the setpoint's own."""
+        control = self.control
+        if control.droops(frequency_hz):
+            return control.droop.response_s
+        if target.active_high_w < hard.active_high_w or target.active_low_w > hard.active_low_w:
+            curves = (control.volt_watt, control.freq_watt)
+            return max(
+                (c.response_s for c in curves if c is not None), default=self.setpoint_response_s
+            )
+        return self.setpoint_response_s

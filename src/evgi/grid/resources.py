@@ -487,7 +487,7 @@ class DerProgram:
     curve_count: int = 0
 
     def to_xml(self) -> etree._Element:
-        root = element("DERProgram", {"href": self.href, "subscribable": "1"})
+        root = element("DERProgram", {"href": self.href, "subscribable": "0"})
         _add(root, "mRID", self.mrid)
         _add(root, "description", self.description)
         _link(root, "ActiveDERControlListLink", self.active_controls)

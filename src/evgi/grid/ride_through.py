@@ -6,6 +6,10 @@ trips and ceases to energize until enter service conditions hold for the intenti
 output ramps back over the enter service period. Between the momentary cessation bounds and the
 trip thresholds the DER rides through; beyond the cessation bounds it stops energizing at once
 but does not trip, and resumes when the voltage returns.
+
+Frequency settings are in Hz of a system of `nominal_hz`, the 1547 defaults for 60 Hz;
+`at_nominal` carries them to another system (grid/nominal_frequency.py says how). Voltages are
+per unit of VN and need no scaling.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from evgi.core.errors import ValidationError
+from evgi.grid.nominal_frequency import TABLE_HZ, rescaled
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ class TripSetting:
         return value > self.threshold if self.over else value < self.threshold
 
 
-# 1547 table 16, frequency trip defaults, the same for every abnormal category (Hz).
+# 1547 table 16, frequency trip defaults, the same for every abnormal category (Hz at 60 Hz).
 FREQUENCY_TRIPS = (
     TripSetting("OF2", 62.0, 0.16, True),
     TripSetting("OF1", 61.2, 300.0, True),
@@ -40,13 +45,21 @@ FREQUENCY_TRIPS = (
 @dataclass(frozen=True)
 class AbnormalCategory:
     """Voltage trip defaults (per unit of VN) and momentary cessation bounds of one abnormal
-    performance category (1547 tables 11, 12, 14, 15)."""
+    performance category (1547 tables 11, 12, 14, 15); frequency trips in Hz of a system of
+    `nominal_hz`."""
 
     name: str
     voltage_trips: tuple[TripSetting, ...]
     cessation_low_pu: float
     cessation_high_pu: float
     frequency_trips: tuple[TripSetting, ...] = FREQUENCY_TRIPS
+    nominal_hz: float = TABLE_HZ
+
+    def at_nominal(self, nominal_hz: float) -> AbnormalCategory:
+        """The category on a system of `nominal_hz`, frequency trips at the same per unit."""
+        ratio = rescaled(nominal_hz, self.nominal_hz)
+        trips = tuple(replace(s, threshold=s.threshold * ratio) for s in self.frequency_trips)
+        return replace(self, frequency_trips=trips, nominal_hz=nominal_hz)
 
     def overridden(
         self, voltage: tuple[TripSetting, ...], frequency: tuple[TripSetting, ...]
@@ -94,8 +107,9 @@ CATEGORY_III = AbnormalCategory(
 
 @dataclass(frozen=True)
 class EnterService:
-    """1547 table 4 defaults: the window voltage and frequency must stay in, the intentional
-    delay and the period over which output ramps back."""
+    """1547 table 4 defaults: the window voltage and frequency must stay in (frequencies in Hz
+    of a system of `nominal_hz`), the intentional delay and the period over which output ramps
+    back."""
 
     voltage_low_pu: float = 0.917
     voltage_high_pu: float = 1.05
@@ -103,10 +117,21 @@ class EnterService:
     frequency_high_hz: float = 60.1
     delay_s: float = 300.0
     ramp_s: float = 300.0
+    nominal_hz: float = TABLE_HZ
 
     def __post_init__(self) -> None:
         if self.delay_s < 0 or self.ramp_s < 0:
             raise ValidationError("enter service delay and ramp cannot be negative")
+
+    def at_nominal(self, nominal_hz: float) -> EnterService:
+        """The window on a system of `nominal_hz`, at the same per unit of nominal."""
+        ratio = rescaled(nominal_hz, self.nominal_hz)
+        return replace(
+            self,
+            frequency_low_hz=self.frequency_low_hz * ratio,
+            frequency_high_hz=self.frequency_high_hz * ratio,
+            nominal_hz=nominal_hz,
+        )
 
     def permits(self, voltage_pu: float, frequency_hz: float) -> bool:
         return (

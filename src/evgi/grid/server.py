@@ -235,7 +235,7 @@ class CsipServer:
         device = self.store.device(call.lfdi)
         items = [] if device is None else [self._end_device(device).to_xml()]
         return Reply(
-            document=list_document("EndDeviceList", "/edev", _page(items, call), len(items))
+            document=list_document("EndDeviceList", "/edev", _page(items, call), len(items), False)
         )
 
     def register(self, call: Call) -> Reply:
@@ -262,7 +262,7 @@ class CsipServer:
     def function_set_assignments_list(self, call: Call) -> Reply:
         device = self._own(call)
         items = [self._assignments(device)]
-        href = f"/edev/{device.sfdi}/fsa"
+        href = _assignments_of(device)
         return Reply(
             document=list_document("FunctionSetAssignmentsList", href, _page(items, call), 1)
         )
@@ -312,7 +312,7 @@ class CsipServer:
         posted = Subscription.from_xml(parse_document(call.body, "Subscription", self.schema))
         if not posted.notification_uri.startswith("https://"):
             raise ValidationError("a notificationURI must be https:// (2030.5 section 6.11)")
-        self._program_of_list(posted.resource)
+        self._subscribed(posted.resource, device)
         key = self.store.add_subscription(
             {
                 "lfdi": device.lfdi,
@@ -348,7 +348,9 @@ class CsipServer:
             for row in self.store.log_events(device.lfdi)
         ]
         href = f"/edev/{device.sfdi}/lel"
-        return Reply(document=list_document("LogEventList", href, _page(items, call), len(items)))
+        return Reply(
+            document=list_document("LogEventList", href, _page(items, call), len(items), False)
+        )
 
     def log_event(self, call: Call) -> Reply:
         device = self._own(call)
@@ -393,7 +395,9 @@ class CsipServer:
             if control.mrid in running
         ]
         href = f"{program_href(row.id)}/actderc"
-        return Reply(document=list_document("DERControlList", href, _page(items, call), len(items)))
+        return Reply(
+            document=list_document("DERControlList", href, _page(items, call), len(items), False)
+        )
 
     def der_control(self, call: Call) -> Reply:
         row = self._program(call)
@@ -518,9 +522,12 @@ class CsipServer:
     # -- notifications ------------------------------------------------------------------------
 
     async def _notify_changes(self) -> None:
-        """Watch for controls created or cancelled (by `evgi grid` in another process too) and
-        POST a Notification with the program's DERControlList to each of its subscribers."""
+        """Watch for controls created or cancelled and programs added (by `evgi grid` in
+        another process too) and POST a Notification with the list that changed to each of
+        its subscribers: a program's DERControlList; the DERProgramList and every device's
+        FunctionSetAssignmentsList, whose count of programs changed."""
         watermark = await asyncio.to_thread(self.store.control_watermark)
+        programs = await asyncio.to_thread(self._program_ids)
         context = client_ssl_context(
             self.authority.certificate_pem,
             self.authority.issue_server_certificate(self.settings.tls_host_names),
@@ -531,14 +538,21 @@ class CsipServer:
                 await asyncio.sleep(_NOTIFY_INTERVAL_S)
                 try:
                     latest = await asyncio.to_thread(self.store.control_watermark)
-                    if latest == watermark:
-                        continue
-                    changed = await asyncio.to_thread(self._changed_programs, watermark)
-                    watermark = latest
-                    for program_id in changed:
-                        await self._notify(client, program_id)
+                    if latest != watermark:
+                        changed = await asyncio.to_thread(self._changed_programs, watermark)
+                        watermark = latest
+                        for program_id in changed:
+                            await self._notify(client, f"{program_href(program_id)}/derc")
+                    now_programs = await asyncio.to_thread(self._program_ids)
+                    if now_programs != programs:
+                        programs = now_programs
+                        await self._notify(client, "/derp")
+                        await self._notify(client, None)
                 except Exception:  # the watch must outlive any one failure; it is logged
                     log.exception("2030.5 notification round failed")
+
+    def _program_ids(self) -> set[int]:
+        return {row.id for row in self.store.programs()}
 
     def _changed_programs(self, watermark: tuple[int, datetime | None]) -> set[int]:
         last_id, last_cancel = watermark
@@ -552,16 +566,18 @@ class CsipServer:
             )
         }
 
-    async def _notify(self, client: httpx.AsyncClient, program_id: int) -> None:
-        resource = f"{program_href(program_id)}/derc"
-        for row in await asyncio.to_thread(self.store.subscriptions, None, resource):
+    async def _notify(self, client: httpx.AsyncClient, resource: str | None) -> None:
+        """Notify the subscribers of `resource`, or with None, of each device's own
+        FunctionSetAssignmentsList."""
+        rows = await asyncio.to_thread(self.store.subscriptions, None, resource)
+        for row in rows:
             device = await asyncio.to_thread(self.store.device, row.lfdi)
-            if device is None:
+            if device is None or (resource is None and row.resource != _assignments_of(device)):
                 continue
-            document = await asyncio.to_thread(
-                self._control_list, program_id, Call(row.lfdi, {}, {"l": str(row.limit)})
-            )
-            body = notification(f"/edev/{device.sfdi}/sub/{row.id}", resource, 0, document)
+            answer_to, path = self._subscribed(row.resource, device)
+            call = Call(row.lfdi, path, {"l": str(row.limit)})
+            document = (await asyncio.to_thread(answer_to, call)).document
+            body = notification(f"/edev/{device.sfdi}/sub/{row.id}", row.resource, 0, document)
             if self.schema is not None:
                 self.schema.validate(body)
             try:
@@ -599,12 +615,22 @@ class CsipServer:
             raise NotFoundError("no such DERProgram")
         return row
 
-    def _program_of_list(self, href: str) -> None:
+    def _subscribed(self, href: str, device: Row[Any]) -> tuple[Resource, dict[str, str]]:
+        """The resource a device may subscribe to at `href`, with its path parameters: the
+        lists this server notifies changes of (the others are served subscribable="0")."""
+        if href == "/derp":
+            return self.der_program_list, {}
+        if href == _assignments_of(device):
+            return self.function_set_assignments_list, {"sfdi": str(device.sfdi)}
         parts = href.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "derp" or parts[2] != "derc" or not parts[1].isdigit():
-            raise ValidationError("subscriptions are served for /derp/{id}/derc lists")
+            raise ValidationError(
+                "subscriptions are served for /derp, /derp/{id}/derc and the device's own "
+                "/edev/{sfdi}/fsa"
+            )
         if self.store.program(int(parts[1])) is None:
             raise NotFoundError(f"no DERProgram at /derp/{parts[1]}")
+        return self.der_control_list, {"id": parts[1]}
 
     def _own_usage_point(self, call: Call) -> Row[Any]:
         device = self._registered(call)
@@ -690,6 +716,10 @@ class CsipServer:
             readings,
             f"/mup/{row.id}",
         )
+
+
+def _assignments_of(device: Row[Any]) -> str:
+    return f"/edev/{device.sfdi}/fsa"
 
 
 def _page(items: list[etree._Element], call: Call) -> list[etree._Element]:

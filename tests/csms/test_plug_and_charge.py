@@ -1,7 +1,8 @@
 """Plug & Charge at the CSMS over real websockets: V2G certificate signing, contract installation
-from the pool, OCSP relay and contract authorization with every certificate status, on 2.0.1
-and through 1.6's Plug & Charge DataTransfer messages. The ISO 15118 hierarchies' OCSP
-responders run in `evgi serve`'s HTTP app on the port the certificates name."""
+from the pool (on 2.1 following the EV's prioritized eMAIDs), OCSP relay and contract
+authorization with every certificate status, on 2.0.1, 2.1 and through 1.6's Plug & Charge
+DataTransfer messages, to library stations and to the simulated 1.6 station. The ISO 15118
+hierarchies' OCSP responders run in `evgi serve`'s HTTP app on the port the certificates name."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ocpp.v201 import call_result as r201
 from evgi.api import create_app
 from evgi.app import open_platform
 from evgi.core import emaid_check_digit
+from evgi.core.clock import SimulatedClock
 from evgi.csms.plug_and_charge import PNC_VENDOR, certificate_hash_data, decode_exi, encode_exi
 from evgi.pnc import (
     Branch,
@@ -45,6 +47,7 @@ from evgi.pnc import (
     IssuedChain,
     KeyProfile,
     LeafRole,
+    PoolClient,
     PoolRole,
     RootSpec,
     generate_contract_key,
@@ -52,6 +55,7 @@ from evgi.pnc import (
     seal_contract_key,
 )
 from evgi.service import http_in_background
+from evgi.sim.stations import station_class
 from evgi.storage import open_database
 from tests.csms.clients import station
 from tests.csms.conftest import PASSWORD, Harness
@@ -89,6 +93,7 @@ class Scene:
     pools: CertificatePools
     contract: IssuedChain  # the vehicle's contract, installed through the pool
     provisioning: IssuedChain
+    oem: PoolClient  # the vehicle's OEM, which records its driver's choices
 
 
 @pytest.fixture
@@ -125,7 +130,7 @@ def scene(tmp_path: Path, db_url: str) -> Iterator[Scene]:
                 sealed,
                 1,
             )
-            yield Scene(harness, hierarchies, pools, contract, provisioning)
+            yield Scene(harness, hierarchies, pools, contract, provisioning, oem)
     finally:
         pools.close()
         platform.close()
@@ -144,12 +149,15 @@ class Station201(LibraryStation201):
 
 
 class Station16(LibraryStation16):
+    """A 1.6 station that keeps what the CSMS sends it by Plug & Charge DataTransfer and
+    accepts it, as the application note has it: the 2.0.1 response as the data."""
+
     signed: asyncio.Queue[dict[str, Any]]
 
     @on("DataTransfer")
     def on_data_transfer(self, **body: Any) -> r16.DataTransfer:
         self.signed.put_nowait(body)
-        return r16.DataTransfer(status="Accepted")
+        return r16.DataTransfer(status="Accepted", data=json.dumps({"status": "Accepted"}))
 
 
 def secc_csr(secc_id: str, ca: bool = False) -> str:
@@ -190,9 +198,9 @@ def forged(chain: IssuedChain) -> list[x509.Certificate]:
     return [fake, *chain.sub_cas]
 
 
-async def boot201(cp: Any) -> None:
+async def boot2x(cp: Any, calls: Any = c201) -> None:
     boot = await cp.call(
-        c201.BootNotification(
+        calls.BootNotification(
             charging_station={"model": "DC50", "vendor_name": "Acme"}, reason="PowerUp"
         )
     )
@@ -201,6 +209,18 @@ async def boot201(cp: Any) -> None:
 
 def authorize201(token: str, **extra: Any) -> c201.Authorize:
     return c201.Authorize(id_token={"id_token": token, "type": "eMAID"}, **extra)
+
+
+def transfer(message_id: str, body: Any) -> c16.DataTransfer:
+    """A Plug & Charge DataTransfer: the 2.0.1 message `message_id`, its JSON as the data."""
+    return c16.DataTransfer(vendor_id=PNC_VENDOR, message_id=message_id, data=json.dumps(body))
+
+
+async def boot16(cp: Any) -> None:
+    boot = await cp.call(
+        c16.BootNotification(charge_point_vendor="Acme", charge_point_model="AC22")
+    )
+    assert boot.status == "Accepted"
 
 
 def test_v201_certificates_and_installation(scene: Scene) -> None:
@@ -213,7 +233,7 @@ def test_v201_certificates_and_installation(scene: Scene) -> None:
             station(url, "PNC1", "ocpp2.0.1", PASSWORD, Station201) as cp,
         ):
             cp.signed = asyncio.Queue()
-            await boot201(cp)
+            await boot2x(cp)
             # A02 for the SECC: signed by the CPO sub-CA 2, CN = SECC id, DC = CPO.
             answer = await cp.call(
                 c201.SignCertificate(csr=secc_csr("DEEVGE1PNC1"), certificate_type="V2GCertificate")
@@ -291,9 +311,29 @@ def test_v201_certificates_and_installation(scene: Scene) -> None:
     asyncio.run(run())
 
 
-def test_v201_authorize_every_certificate_status(scene: Scene) -> None:
+def hash_data(chain: IssuedChain) -> list[dict[str, str]]:
+    """iso15118CertificateHashData for a contract chain: the leaf's, then its sub-CAs'."""
+    links = [chain.certificate, *chain.sub_cas, chain.root]
+    return [
+        certificate_hash_data(child, parent, responder(child))
+        for child, parent in itertools.pairwise(links)
+    ]
+
+
+@dataclass(frozen=True)
+class StatusCases:
+    """Contracts in every certificate state, and the answers Authorize owes each."""
+
+    # (eMAID, PEM chain, certificateStatus, idTokenInfo.status)
+    chains: list[tuple[str, str, str, str]]
+    # (eMAID, iso15118CertificateHashData, certificateStatus, idTokenInfo.status)
+    hashes: list[tuple[str, list[dict[str, str]], str, str]]
+    good_emaid: str
+    revoked: tuple[str, list[dict[str, str]]]
+
+
+def status_cases(scene: Scene) -> StatusCases:
     harness, hierarchies = scene.harness, scene.hierarchies
-    harness.csms.add_station("PNC2", PASSWORD)
     good = scene.contract
     good_emaid = CONTRACT_EMAID
     harness.csms.add_token(good_emaid, token_type="eMAID")
@@ -322,50 +362,69 @@ def test_v201_authorize_every_certificate_status(scene: Scene) -> None:
         (good_emaid, pem(other.chain), "CertChainError", "Invalid"),  # another eMAID's
         (cancelled_emaid, pem(cancelled.chain), "ContractCancelled", "Invalid"),
     ]
+    # The station checked the chain itself and sends the OCSP data of each link.
+    hashes = [
+        (good_emaid, hash_data(good), "Accepted", "Accepted"),
+        (revoked_emaid, hash_data(revoked), "CertificateRevoked", "Invalid"),
+        (cancelled_emaid, hash_data(cancelled), "ContractCancelled", "Invalid"),
+        (emaid("DEPNCEXP1RED01"), hash_data(expired), "CertificateExpired", "Expired"),
+        (good_emaid, hash_data(other), "CertChainError", "Invalid"),  # another eMAID's
+        (good_emaid, hash_data(secc), "CertChainError", "Invalid"),  # no contract at all
+    ]
+    return StatusCases(cases, hashes, good_emaid, (revoked_emaid, hash_data(revoked)))
 
-    def hash_data(chain: IssuedChain) -> list[dict[str, str]]:
-        links = [chain.certificate, *chain.sub_cas, chain.root]
-        return [
-            certificate_hash_data(child, parent, responder(child))
-            for child, parent in itertools.pairwise(links)
-        ]
+
+# A 2.x version's request classes, and the name they give Authorize's hash data field.
+CALLS_2X: dict[str, tuple[Any, str]] = {
+    "ocpp2.0.1": (c201, "iso15118_certificate_hash_data"),
+    "ocpp2.1": (c21, "iso_15118_certificate_hash_data"),
+}
+
+
+@pytest.mark.parametrize("version", list(CALLS_2X))
+def test_v2x_authorize_every_certificate_status(scene: Scene, version: str) -> None:
+    harness = scene.harness
+    harness.csms.add_station("PNC2", PASSWORD)
+    cases = status_cases(scene)
+    good_emaid = cases.good_emaid
+    revoked_emaid, revoked_hashes = cases.revoked
+    calls, hash_field = CALLS_2X[version]
+
+    def authorize(
+        token: str, certificate: str | None = None, hashes: list[dict[str, str]] | None = None
+    ) -> Any:
+        extra = {} if hashes is None else {hash_field: hashes}
+        token_type = {"id_token": token, "type": "eMAID"}
+        return calls.Authorize(id_token=token_type, certificate=certificate, **extra)
 
     async def run() -> None:
         async with (
             harness.serve() as url,
-            station(url, "PNC2", "ocpp2.0.1", PASSWORD) as cp,
+            station(url, "PNC2", version, PASSWORD) as cp,
         ):
-            await boot201(cp)
-            for token, chain, certificate_status, token_status in cases:
-                answer = await cp.call(authorize201(token, certificate=chain))
+            await boot2x(cp, calls)
+            for token, chain, certificate_status, token_status in cases.chains:
+                answer = await cp.call(authorize(token, certificate=chain))
                 assert (answer.certificate_status, answer.id_token_info["status"]) == (
                     certificate_status,
                     token_status,
                 ), token
-            # The station checked the chain itself and sends the OCSP data of each link.
-            for token, chain_, expected in (
-                (good_emaid, good, "Accepted"),
-                (revoked_emaid, revoked, "CertificateRevoked"),
-                (cancelled_emaid, cancelled, "ContractCancelled"),
-            ):
-                answer = await cp.call(
-                    authorize201(token, iso15118_certificate_hash_data=hash_data(chain_))
-                )
-                assert answer.certificate_status == expected, token
+            for token, hashes, certificate_status, token_status in cases.hashes:
+                answer = await cp.call(authorize(token, hashes=hashes))
+                assert (answer.certificate_status, answer.id_token_info["status"]) == (
+                    certificate_status,
+                    token_status,
+                ), token
             # A revoked contract is refused even though its token is registered as Accepted.
-            refused = await cp.call(
-                authorize201(revoked_emaid, iso15118_certificate_hash_data=hash_data(revoked))
-            )
+            refused = await cp.call(authorize(revoked_emaid, hashes=revoked_hashes))
             assert refused.id_token_info["status"] == "Invalid"
             # A serial number that is not hex breaks no schema rule but is still refused.
-            bad = hash_data(good)
+            bad = [dict(entry) for entry in cases.hashes[0][1]]
             bad[0]["serialNumber"] = "zz"
             with pytest.raises(Exception, match="PropertyConstraintViolation"):
-                await cp.call(
-                    authorize201(good_emaid, iso15118_certificate_hash_data=bad), suppress=False
-                )
+                await cp.call(authorize(good_emaid, hashes=bad), suppress=False)
             # Nothing the station sent before was lost: a plain token still authorizes.
-            plain = await cp.call(authorize201(good_emaid))
+            plain = await cp.call(authorize(good_emaid))
             assert plain.id_token_info["status"] == "Accepted"
 
     asyncio.run(run())
@@ -379,19 +438,13 @@ def test_v16_plug_and_charge_data_transfer(scene: Scene) -> None:
     hierarchies.revoke(MO, revoked.certificate.serial_number)
     harness.csms.add_token(revoked_emaid, token_type="eMAID")
 
-    def transfer(message_id: str, body: Any) -> c16.DataTransfer:
-        return c16.DataTransfer(vendor_id=PNC_VENDOR, message_id=message_id, data=json.dumps(body))
-
     async def run() -> None:
         async with (
             harness.serve() as url,
             station(url, "PNC16", "ocpp1.6", PASSWORD, Station16) as cp,
         ):
             cp.signed = asyncio.Queue()
-            boot = await cp.call(
-                c16.BootNotification(charge_point_vendor="Acme", charge_point_model="AC22")
-            )
-            assert boot.status == "Accepted"
+            await boot16(cp)
             refused = await cp.call(
                 transfer(
                     "Authorize",
@@ -458,12 +511,7 @@ def test_v21_installation_and_authorization(scene: Scene) -> None:
             harness.serve() as url,
             station(url, "PNC21", "ocpp2.1", PASSWORD) as cp,
         ):
-            boot = await cp.call(
-                c21.BootNotification(
-                    charging_station={"model": "DC50", "vendor_name": "Acme"}, reason="PowerUp"
-                )
-            )
-            assert boot.status == "Accepted"
+            await boot2x(cp, c21)
             installed = await cp.call(
                 c21.Get15118EVCertificate(
                     iso_15118_schema_version="urn:iso:std:iso:15118:-20:CommonMessages",
@@ -493,5 +541,249 @@ def test_v21_installation_and_authorization(scene: Scene) -> None:
             )
             assert refused.certificate_status == "CertificateRevoked"
             assert refused.id_token_info["status"] == "Invalid"
+
+    asyncio.run(run())
+
+
+def test_v16_authorize_every_certificate_status(scene: Scene) -> None:
+    """C07 through 1.6's Plug & Charge Authorize: the answer in the DataTransfer's data carries
+    the same certificateStatus and token status as 2.0.1's Authorize."""
+    harness = scene.harness
+    harness.csms.add_station("PNC16A", PASSWORD)
+    cases = status_cases(scene)
+
+    async def authorize(cp: Any, token: str, **extra: Any) -> Any:
+        body = {"idToken": {"idToken": token, "type": "eMAID"}, **extra}
+        answer = await cp.call(transfer("Authorize", body), suppress=False)
+        assert answer.status == "Accepted"
+        return json.loads(answer.data)
+
+    def expected(certificate_status: str, token_status: str) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": token_status}, "certificateStatus": certificate_status}
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC16A", "ocpp1.6", PASSWORD) as cp,
+        ):
+            await boot16(cp)
+            for token, chain, certificate_status, token_status in cases.chains:
+                answer = await authorize(cp, token, certificate=chain)
+                assert answer == expected(certificate_status, token_status), token
+            for token, hashes, certificate_status, token_status in cases.hashes:
+                answer = await authorize(cp, token, iso15118CertificateHashData=hashes)
+                assert answer == expected(certificate_status, token_status), token
+            bad = [dict(entry) for entry in cases.hashes[0][1]]
+            bad[0]["serialNumber"] = "zz"
+            with pytest.raises(Exception, match="PropertyConstraintViolation"):
+                await authorize(cp, cases.good_emaid, iso15118CertificateHashData=bad)
+            heartbeat = await cp.call(c16.Heartbeat())
+            assert heartbeat.current_time
+
+    asyncio.run(run())
+
+
+def test_v16_certificate_status_relayed(scene: Scene) -> None:
+    """M06 through 1.6's Plug & Charge GetCertificateStatus: the responder's signed answer for
+    each link of a chain, and Failed with a reason when there is none to relay."""
+    harness, hierarchies = scene.harness, scene.hierarchies
+    harness.csms.add_station("PNC16O", PASSWORD)
+    revoked = hierarchies.issue_contract(emaid("DEPNC16OCSPREV"))
+    hierarchies.revoke(MO, revoked.certificate.serial_number)
+    contract = scene.contract
+    leaf_data = certificate_hash_data(
+        contract.certificate, contract.sub_cas[0], responder(contract.certificate)
+    )
+
+    async def status(cp: Any, data: dict[str, str]) -> Any:
+        answer = await cp.call(transfer("GetCertificateStatus", {"ocspRequestData": data}))
+        assert answer.status == "Accepted"
+        return json.loads(answer.data)
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC16O", "ocpp1.6", PASSWORD) as cp,
+        ):
+            await boot16(cp)
+            links = [
+                (contract.certificate, contract.sub_cas[0], ocsp.OCSPCertStatus.GOOD),
+                (contract.sub_cas[0], contract.sub_cas[1], ocsp.OCSPCertStatus.GOOD),
+                (revoked.certificate, revoked.sub_cas[0], ocsp.OCSPCertStatus.REVOKED),
+            ]
+            for certificate, issuer, expected in links:
+                data = certificate_hash_data(certificate, issuer, responder(certificate))
+                body = await status(cp, data)
+                assert body["status"] == "Accepted"
+                answer = ocsp.load_der_ocsp_response(base64.b64decode(body["ocspResult"]))
+                assert answer.serial_number == certificate.serial_number
+                assert answer.certificate_status is expected
+            closed = f"http://127.0.0.1:{free_port()}/ocsp"
+            for data, reason in (
+                ({**leaf_data, "responderURL": "ftp://example.org/ocsp"}, "InvalidURL"),
+                ({**leaf_data, "serialNumber": "zz"}, "InvalidOCSPData"),
+                ({**leaf_data, "responderURL": closed}, "NoOCSPAnswer"),
+            ):
+                body = await status(cp, data)
+                assert body["status"] == "Failed"
+                assert body["statusInfo"]["reasonCode"] == reason
+
+    asyncio.run(run())
+
+
+def test_v16_simulated_station_installs_its_v2g_certificate(scene: Scene) -> None:
+    """The simulated 1.6 station asks for its SECC certificate by Plug & Charge SignCertificate
+    (by itself, or when the CSMS triggers it) and installs what CertificateSigned brings,
+    answering as the application note says: the DataTransfer accepted, the 2.0.1 answer in
+    its data."""
+    harness, hierarchies = scene.harness, scene.hierarchies
+    harness.csms.add_station("PNC16SIM", PASSWORD)
+    stranger = hierarchies.issue_secc("DEEVGE1SIM16").chain_pem()  # for a key it never made
+
+    async def pnc(message_id: str, body: Any) -> Any:
+        data = body if isinstance(body, str) else json.dumps(body)
+        request = c16.DataTransfer(vendor_id=PNC_VENDOR, message_id=message_id, data=data)
+        return await harness.csms.commands.call("PNC16SIM", request)
+
+    signed = {"certificateChain": stranger, "certificateType": "V2GCertificate"}
+
+    def secc_id(chain: list[x509.Certificate]) -> str | None:
+        verdict = ChainValidator(hierarchies.roots()).validate(LeafRole.SECC, chain)
+        assert verdict.accepted, verdict.message
+        (dc,) = chain[0].subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)
+        assert dc.value == "CPO"
+        return verdict.identifier
+
+    async def run() -> None:
+        async with harness.serve() as url:
+            sim = station_class("1.6")("PNC16SIM", url, password=PASSWORD, clock=SimulatedClock())
+            await sim.connect()
+            try:
+                answer = await pnc("CertificateSigned", signed)
+                assert (answer.status, json.loads(answer.data)) == (
+                    "Accepted",
+                    {"status": "Rejected"},  # it asked for no certificate
+                )
+                assert await sim.request_v2g_certificate("DEEVGE1SIM16")
+                await sim.until(lambda: bool(sim.certificates))
+                chain = sim.certificates
+                assert secc_id(chain) == "DEEVGE1SIM16"
+                assert any('"CertificateSigned"' in line for line in sim.message_log)
+
+                # Once installed, a chain for another key is refused and the one kept.
+                answer = await pnc("CertificateSigned", signed)
+                assert json.loads(answer.data) == {"status": "Rejected"}
+                assert sim.certificates == chain
+
+                # The CSMS triggers a new one: a new key, the station id as SECC id.
+                trigger = await pnc("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
+                assert json.loads(trigger.data) == {"status": "Accepted"}
+                await sim.until(lambda: sim.certificates != chain)
+                assert secc_id(sim.certificates) == "PNC16SIM"
+                other = await pnc("TriggerMessage", {"requestedMessage": "BootNotification"})
+                assert json.loads(other.data) == {"status": "NotImplemented"}
+
+                # Another message of the vendor, and data that is not 2.0.1's request.
+                unknown = await pnc("Frobnicate", {})
+                assert unknown.status == "UnknownMessageId"
+                broken = await pnc("CertificateSigned", {"certificate": stranger})
+                assert broken.status == "Rejected"
+                assert [v.action for v in sim.schema_violations] == ["CertificateSigned"]
+            finally:
+                await sim.close()
+
+    asyncio.run(run())
+
+
+@dataclass
+class Get15118EVCertificate(c21.Get15118EVCertificate):
+    """2.1's request with the EV's eMAIDs under their name on the wire, "prioritizedEMAIDs":
+    the library sends its own field `prioritized_emaids` as "prioritizedEmaids", which 2.1's
+    schema refuses."""
+
+    prioritized_e_m_a_i_ds: list[str] | None = None
+
+
+def test_v21_installation_follows_the_ev_prioritized_emaids(scene: Scene) -> None:
+    """2.1's Get15118EVCertificate carries the EV's prioritized eMAIDs: the pool installs the
+    first it holds a contract for, else the driver's default, else its highest priority."""
+    harness, hierarchies, pools = scene.harness, scene.hierarchies, scene.pools
+    harness.csms.add_station("PNC21P", PASSWORD)
+    first, second = CONTRACT_EMAID, emaid("DEPNCSEC0ND001")
+    emsp, _ = pools.register_client("emsp-2", PoolRole.EMSP)
+    key = generate_contract_key(KeyProfile.ISO15118_2)
+    issued = hierarchies.issue_contract(second, key.public_key())
+    sealed = seal_contract_key(key, issued.certificate, scene.provisioning.certificate)
+    chain = [c.public_bytes(serialization.Encoding.DER) for c in issued.chain]
+    pools.store_contract(emsp, PCID, second, chain, sealed, 2)
+    unknown = emaid("DEPNCN0C0NTRCT")  # well formed, but no contract of this vehicle
+    dashed = f"{second[:2]}-{second[2:5]}-{second[5:14]}"  # no check character either
+
+    def request(emaids: list[str] | None, in_exi: list[str] | None = None) -> Any:
+        body: dict[str, Any] = {"oemProvisioningCert": der64(scene.provisioning.certificate)}
+        if in_exi:
+            body["prioritizedEmaids"] = in_exi  # ISO 15118-20 has them in the EXI request too
+        return Get15118EVCertificate(
+            iso_15118_schema_version="urn:iso:std:iso:15118:-20:CommonMessages",
+            action="Install",
+            exi_request=encode_exi(body),
+            maximum_contract_certificate_chains=1,
+            prioritized_e_m_a_i_ds=emaids,
+        )
+
+    async def run() -> None:
+        async with (
+            harness.serve() as url,
+            station(url, "PNC21P", "ocpp2.1", PASSWORD) as cp,
+        ):
+            await boot2x(cp, c21)
+
+            async def installed(emaids: list[str] | None, in_exi: list[str] | None = None) -> str:
+                answer = await cp.call(request(emaids, in_exi), suppress=False)
+                assert answer.status == "Accepted", answer.status_info
+                response = CertificateInstallationResponse.from_json(
+                    decode_exi(answer.exi_response)
+                )
+                return response.emaid
+
+            assert await installed(None) == first  # the pool's highest priority
+            assert await installed([second]) == second
+            assert await installed([unknown, second, first]) == second  # in the EV's order
+            assert await installed([dashed]) == second
+            assert await installed([first], in_exi=[second]) == first  # OCPP's list wins
+            assert await installed(None, in_exi=[second]) == second
+            # The driver makes the second contract the default; the EV may still ask.
+            pools.record_consent(scene.oem, PCID, second, "driver-7")
+            assert await installed(None) == second
+            assert await installed([unknown]) == second
+            assert await installed([first]) == first
+
+            # The vehicle decrypts the contract it asked for with its provisioning key.
+            answer = await cp.call(request([second]))
+            response = CertificateInstallationResponse.from_json(decode_exi(answer.exi_response))
+            assert scene.provisioning.private_key is not None
+            contract = install_contract(
+                response,
+                scene.provisioning.private_key,  # type: ignore[arg-type]
+                PCID,
+                hierarchies.roots(),
+            )
+            assert contract.emaid == second and contract.chain[0] == issued.certificate
+
+            malformed = await cp.call(request(["not an eMAID"]))
+            assert malformed.status == "Failed"
+            assert malformed.status_info["reason_code"] == "MalformedIdentifier"
+            # The library's own spelling of the field is no 2.1 field: a CALLERROR.
+            with pytest.raises(Exception, match="Violation"):
+                await cp.call(
+                    c21.Get15118EVCertificate(
+                        iso_15118_schema_version="urn:iso:std:iso:15118:-20:CommonMessages",
+                        action="Install",
+                        exi_request=installation_request(scene.provisioning.certificate),
+                        prioritized_emaids=[second],
+                    ),
+                    suppress=False,
+                    skip_schema_validation=True,
+                )
 
     asyncio.run(run())

@@ -19,7 +19,13 @@ from evgi.csms.events import (
     TransactionStarted,
     TransactionUpdated,
 )
-from evgi.csms.plug_and_charge import PNC_VENDOR, PnCRefusal, decode_exi, encode_exi
+from evgi.csms.plug_and_charge import (
+    PNC_VENDOR,
+    V2G_CERTIFICATE,
+    PnCRefusal,
+    decode_exi,
+    encode_exi,
+)
 from evgi.csms.protocol import OcppVersion
 from evgi.csms.registry import StationRegistry
 from evgi.csms.server import OcppServer
@@ -29,6 +35,7 @@ __all__ = [
     "BOOT_STATUSES",
     "PNC_VENDOR",
     "TOKEN_STATUSES",
+    "V2G_CERTIFICATE",
     "AuthorizationHook",
     "AuthorizationRequest",
     "Commands",

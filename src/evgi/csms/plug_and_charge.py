@@ -58,6 +58,7 @@ from evgi.pnc import (
     issuing_ca,
     key_profile,
     read_csr,
+    same_contract,
 )
 from evgi.pnc.ocsp import issuer_hashes
 from evgi.storage.charging import ChargingStore
@@ -70,6 +71,9 @@ OCSP_RELAY_TIMEOUT = 3.0
 _REASON_CODE = 20
 _ADDITIONAL_INFO = 512
 _HASH_ALGORITHMS = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
+# 2.1's Get15118EVCertificate field "prioritizedEMAIDs" as the handlers receive it: the
+# library's camelCase -> snake_case mapping splits its capitals its own way.
+_EV_EMAIDS = next(iter(to_snake_case({"prioritizedEMAIDs": None})))
 # The idTokenInfo status that goes with a refused contract certificate.
 _TOKEN_STATUS = {AuthorizeCertificateStatus.CERTIFICATE_EXPIRED: "Expired"}
 
@@ -124,9 +128,10 @@ class PlugAndChargeServices:
 
     # -- block M: contract installation and OCSP --------------------------------------------
 
-    def installation(self, exi_request: str) -> str:
+    def installation(self, exi_request: str, prioritized_emaids: Sequence[str] = ()) -> str:
         """The pool's CertificateInstallationRes for a relayed CertificateInstallationReq,
-        both in the encoding the module describes."""
+        both in the encoding the module describes. The EV's prioritized eMAIDs are those OCPP
+        2.1 carries beside the request if it does, else those in the request (ISO 15118-20)."""
         body = decode_exi(exi_request)
         try:
             provisioning = base64.b64decode(body["oemProvisioningCert"], validate=True)
@@ -134,7 +139,7 @@ class PlugAndChargeServices:
                 RootCertificateId(str(r["x509IssuerName"]), int(r["x509SerialNumber"]))
                 for r in body.get("listOfRootCertificateIds", [])
             ]
-            emaids = [str(e) for e in body.get("prioritizedEmaids", [])]
+            emaids = list(prioritized_emaids) or [str(e) for e in body.get("prioritizedEmaids", [])]
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise PnCRefusal("InvalidRequest", f"malformed installation request: {exc!r}") from exc
         response = self.pools.certificate_installation(provisioning, roots, emaids)
@@ -183,7 +188,7 @@ class PlugAndChargeServices:
             validator = ChainValidator.of(self.hierarchies, self._ocsp)
             verdict = validator.validate(LeafRole.CONTRACT, chain)
             log.info("contract chain", status=verdict.status, reason=verdict.reason)
-            if verdict.accepted and not _same_contract(verdict.identifier or "", emaid):
+            if verdict.accepted and not same_contract(verdict.identifier or "", emaid):
                 return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
             return verdict.status
         if not hash_data:
@@ -200,7 +205,7 @@ class PlugAndChargeServices:
                 return AuthorizeCertificateStatus.CERTIFICATE_EXPIRED
             leaf = leaf or record
         assert leaf is not None  # hash_data is not empty
-        if leaf.role != LeafRole.CONTRACT.value or not _same_contract(leaf.common_name, emaid):
+        if leaf.role != LeafRole.CONTRACT.value or not same_contract(leaf.common_name, emaid):
             return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
         if self.hierarchies.contract_state(leaf.common_name) is ContractState.CANCELLED:
             return AuthorizeCertificateStatus.CONTRACT_CANCELLED
@@ -291,18 +296,15 @@ def _reason(code: str) -> str:
     return "".join(part.capitalize() for part in code.split("_"))
 
 
-def _same_contract(emaid: str, other: str) -> bool:
-    """Whether two spellings name one eMAID: dashes, case and the check digit aside."""
-    return emaid.replace("-", "").upper()[:14] == other.replace("-", "").upper()[:14]
-
-
 # -- the use cases, one answer body each (snake_case fields of the 2.0.1 response) ----------
 
 
-async def get_15118_ev_certificate(charge_point: ChargePoint, exi_request: str) -> dict[str, Any]:
+async def get_15118_ev_certificate(
+    charge_point: ChargePoint, exi_request: str, prioritized_emaids: Sequence[str] = ()
+) -> dict[str, Any]:
     services = plug_and_charge(charge_point)
     try:
-        exi = await asyncio.to_thread(services.installation, exi_request)
+        exi = await asyncio.to_thread(services.installation, exi_request, prioritized_emaids)
     except EvgiError as exc:
         log.info("contract installation refused", station=charge_point.id, reason=exc.message)
         return {"status": "Failed", "exi_response": "", "status_info": status_info(exc)}
@@ -330,17 +332,8 @@ async def sign_v2g(charge_point: ChargePoint, csr: str) -> dict[str, Any]:
         return {"status": "Rejected", "status_info": status_info(exc)}
 
     async def install() -> None:
-        if charge_point.dialect.version is OcppVersion.V16:
-            body = {"certificateChain": chain, "certificateType": V2G_CERTIFICATE}
-            answer = await charge_point.data_transfer(
-                PNC_VENDOR, "CertificateSigned", json.dumps(body)
-            )
-        else:
-            answer = await charge_point.call(
-                charge_point.dialect.call.CertificateSigned(
-                    certificate_chain=chain, certificate_type=V2G_CERTIFICATE
-                )
-            )
+        body = {"certificateChain": chain, "certificateType": V2G_CERTIFICATE}
+        answer = await certificate_command(charge_point, "CertificateSigned", body)
         log.info("V2G certificate sent", station=charge_point.id, status=answer.status)
 
     charge_point.after_answer(install)
@@ -375,8 +368,8 @@ class PlugAndCharge(ChargePoint):
     answered by the security and authorization blocks through this module."""
 
     @on(Action.get_15118_ev_certificate)
-    async def on_get_15118_ev_certificate(self, exi_request: str, **_: Any) -> Any:
-        answer = await get_15118_ev_certificate(self, exi_request)
+    async def on_get_15118_ev_certificate(self, exi_request: str, **body: Any) -> Any:
+        answer = await get_15118_ev_certificate(self, exi_request, body.get(_EV_EMAIDS) or ())
         return self.dialect.call_result.Get15118EVCertificate(**answer)
 
     @on(Action.get_certificate_status)
@@ -385,14 +378,15 @@ class PlugAndCharge(ChargePoint):
         return self.dialect.call_result.GetCertificateStatus(**answer)
 
 
-# -- block M's commands (M03-M05), version-neutral ------------------------------------------
+# -- the CSMS's certificate messages (A02/A03, M03-M05), version-neutral ----------------------
 
 
 async def certificate_command(charge_point: ChargePoint, action: str, body: dict[str, Any]) -> Any:
-    """InstallCertificate, GetInstalledCertificateIds or DeleteCertificate, `body` camelCase
-    as 2.0.1 has it: the message itself to a 2.x station, a Plug & Charge DataTransfer to a 1.6
-    one, whose answer comes back as the 2.0.1 response (a DataTransfer refused is returned as
-    is). Raises ValidationError for a body 2.0.1's schema refuses (nothing is sent)."""
+    """CertificateSigned, InstallCertificate, GetInstalledCertificateIds or DeleteCertificate,
+    `body` camelCase as 2.0.1 has it: the message itself to a 2.x station, a Plug & Charge
+    DataTransfer to a 1.6 one, whose answer comes back as the 2.0.1 response (a DataTransfer
+    refused is returned as is). Raises ValidationError for a body 2.0.1's schema refuses
+    (nothing is sent)."""
     dialect = charge_point.dialect
     if dialect.version is not OcppVersion.V16:
         request = getattr(dialect.call, action)(**to_snake_case(body))

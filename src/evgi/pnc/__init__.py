@@ -62,6 +62,7 @@ from evgi.pnc.installation import (
     key_profile,
     open_contract_key,
     provisioning_pcid,
+    same_contract,
     seal_contract_key,
     sign_installation,
 )
@@ -177,6 +178,7 @@ __all__ = [
     "open_contract_key",
     "provisioning_pcid",
     "read_csr",
+    "same_contract",
     "seal_contract_key",
     "sign_installation",
     "subject_name",

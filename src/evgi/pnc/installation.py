@@ -290,6 +290,16 @@ def checked_emaid(emaid: str) -> str:
         raise MalformedIdentifier(exc.message) from exc
 
 
+def same_contract(emaid: str, other: str) -> bool:
+    """Whether two spellings name one contract: separators, case and the check character
+    aside, which a vehicle or a station may leave out."""
+    return _contract_body(emaid) == _contract_body(other)
+
+
+def _contract_body(emaid: str) -> str:
+    return emaid.replace("-", "").strip().upper()[:14]
+
+
 @dataclass(frozen=True)
 class CertificateInstallationResponse:
     """What the CPS signs and the vehicle installs: the -2 CertificateInstallationRes body."""

@@ -41,6 +41,7 @@ from evgi.pnc.installation import (
     checked_pcid,
     key_profile,
     provisioning_pcid,
+    same_contract,
     sign_installation,
 )
 from evgi.pnc.ocsp import OcspClient
@@ -350,9 +351,12 @@ class CertificatePools:
         root_ids: Sequence[RootCertificateId] = (),
         prioritized_emaids: Sequence[str] = (),
     ) -> CertificateInstallationResponse:
-        """Answer a vehicle's CertificateInstallationReq relayed by a CPO: the contract the
-        vehicle asked for first, else the driver's choice, else the highest priority, among
-        those whose CPS chain ends at a V2G root the vehicle trusts (any, if it names none)."""
+        """Answer a vehicle's CertificateInstallationReq relayed by a CPO, among the contracts
+        eMSPs stored for it (each with the driver's consent to provision that vehicle) whose
+        CPS chain ends at a V2G root the vehicle trusts (any, if it names none): the first of
+        the vehicle's own prioritized eMAIDs there is one for (ISO 15118-20's PrioritizedEMAIDs,
+        which OCPP 2.1 also carries beside the request), else the default the driver chose,
+        else the contract of highest priority."""
         certificate = load_certificate(provisioning_certificate).certificate
         vehicle = self.provisioning(provisioning_pcid(certificate))
         if base64.b64decode(vehicle.chain[0]) != certificate.public_bytes(
@@ -361,22 +365,22 @@ class CertificatePools:
             raise InstallationError(
                 f"this provisioning certificate is not the one PCID {vehicle.pcid}'s OEM published"
             )
-        candidates = {
-            c.emaid: c
-            for c in self.store.contracts(vehicle.pcid)
-            if self._trusted_by_vehicle(c, root_ids)
-        }
+        wanted = [checked_emaid(e) for e in prioritized_emaids]
+        # Highest priority first, as the store lists them.
+        candidates = [
+            c for c in self.store.contracts(vehicle.pcid) if self._trusted_by_vehicle(c, root_ids)
+        ]
         if not candidates:
             raise NoContract(
                 f"no contract for PCID {vehicle.pcid} that the vehicle's V2G roots can verify"
             )
         consent = self.store.consent(vehicle.pcid)
-        wanted = [checked_emaid(e) for e in prioritized_emaids]
         if consent is not None:
             wanted.append(consent.emaid)
-        chosen = next((candidates[e] for e in wanted if e in candidates), None)
-        if chosen is None:
-            chosen = min(candidates.values(), key=lambda c: (c.priority, c.emaid))
+        chosen = next(
+            (c for emaid in wanted for c in candidates if same_contract(c.emaid, emaid)),
+            candidates[0],
+        )
         return CertificateInstallationResponse.from_json(chosen.signed_data)
 
     def cps(self, profile: KeyProfile) -> CpsSigner:

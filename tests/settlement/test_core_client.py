@@ -12,12 +12,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from evgi.app import Platform, open_platform
 from evgi.config import Settings
 from evgi.core.clock import SimulatedClock
 from evgi.core.units import Money
 from evgi.csms import Csms
+from evgi.ledger import Receipt, SignedTransaction
 from evgi.settlement import CoreClient, Tariff, parse_tariff, session_id_of
 from evgi.settlement.core_client import metered_session
 from evgi.sim.stations import EvseSpec, Station, Vehicle, station_class
@@ -202,6 +204,49 @@ def test_station_without_tariff_refuses_prepaid_cards(platform: Platform) -> Non
             await station.connect()
             await station.plug_in()
             assert await station.present_token(ALICE_CARD) == "NotAtThisLocation"
+            await station.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_the_ledger_refused_leaves_no_nonce_gap(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the settlements' block is written: the sessions stay settling,
+    and `recover` then settles them at the nonces the failed batch never used."""
+    ledger = platform.ledger
+    submit_many = ledger.submit_many
+    failures: list[int] = []
+
+    def fail_settlements(signed: list[SignedTransaction]) -> list[Receipt]:
+        if signed[0].tx.method == "settle" and not failures:
+            failures.append(len(signed))
+            raise OperationalError("INSERT INTO ledger_blocks", {}, Exception("disk I/O error"))
+        return submit_many(signed)
+
+    async def scenario() -> None:
+        async with site(platform) as here:
+            core, wallets = here.core, here.core.wallets
+            core.set_tariff("ST-1", energy_tariff("AC-30", "0.30"), "Europe/Berlin")
+            wallets.topup("alice", Money.parse("100.00 EUR"))
+            wallets.link("alice", ALICE_CARD)
+            station = here.station("2.0.1")
+            await station.connect()
+            await station.plug_in(vehicle=Vehicle.at_soc(60_000, 30, 11_000))
+            assert await station.present_token(ALICE_CARD) == "Accepted"
+            await here.settled()
+            await station.charge_for(timedelta(minutes=20))
+            monkeypatch.setattr(ledger, "submit_many", fail_settlements)
+            session = await station.stop_charging()
+            await here.settled()
+            session_id = session_id_of("ST-1", session.transaction_id or "")
+            assert failures == [1]
+            assert core.session("ST-1", session.transaction_id or "").state == "settling"
+            core.recover()
+            recovered = core.session("ST-1", session.transaction_id or "")
+            assert (recovered.session_id, recovered.state) == (session_id, "settled")
+            cost = cents(session.energy_wh, "0.30")
+            assert here.balance(wallets.cpo.address) == cost
             await station.close()
 
     asyncio.run(scenario())

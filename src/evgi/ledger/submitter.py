@@ -34,7 +34,7 @@ class Submitter:
         try:
             return self.ledger.sign(tx, self.account)
         except Exception:
-            self._resync()  # the nonce was not used: leave no gap
+            self.resync()  # the nonce was not used: leave no gap
             raise
 
     def call(self, module: str, method: str, **args: Any) -> Receipt:
@@ -42,11 +42,11 @@ class Submitter:
         try:
             receipt = self.ledger.submit(self.sign(module, method, **args))
         except Exception:
-            self._resync()
+            self.resync()
             raise
         return receipt.raise_for_status()
 
-    def _resync(self) -> None:
+    def resync(self) -> None:
         """Ask the ledger for the next nonce on the next call."""
         with self._lock:
             self._next = None

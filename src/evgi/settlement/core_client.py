@@ -50,6 +50,7 @@ from evgi.core.clock import Clock
 from evgi.core.digest import keccak256
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.core.events import EventBus
+from evgi.core.keys import normalize_address
 from evgi.core.units import Money
 from evgi.csms import (
     AuthorizationRequest,
@@ -628,7 +629,17 @@ class CoreClient:
     def _submit(self, signed: list[SignedTransaction]) -> list[Receipt]:
         if not signed:
             return []
-        return self.ledger.submit_many(signed)
+        try:
+            return self.ledger.submit_many(signed)
+        except Exception:
+            # The batch did not reach the ledger: its signers must not count its nonces as
+            # used, or every later transaction of theirs (`recover`'s too) leaves a gap.
+            for sender in {stx.tx.sender for stx in signed}:
+                if sender == normalize_address(self.operator.address):
+                    self.operator.resync()
+                else:
+                    self.wallets.submitter(self.wallets.account_at(sender)).resync()
+            raise
 
     def _record_outcomes(
         self, sessions: list[SettlementSession], receipts: list[Receipt], success: str

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EVGI_", extra="forbid")
 
     data_dir: Path = Field(default=Path("evgi-data"), description="keys, SQLite file, reports")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="least severe log line the `evgi` command prints"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
     )

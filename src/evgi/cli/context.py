@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -51,6 +53,8 @@ def _main(
     except Exception as exc:  # pydantic reports every bad setting at once
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    level = logging.getLevelNamesMapping()[ctx.obj.log_level.upper()]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
 
 
 @contextmanager

@@ -176,7 +176,8 @@ class StationCommands:
             reason,
         )
         self.sent.append(sent)
-        log.info(
+        # A dispatcher sends one per vehicle and change: only a refusal is worth an operator's eye.
+        (log.debug if sent.status == "Accepted" else log.warning)(
             "v2g profile sent",
             station=target.station_id,
             evse=target.evse_id,

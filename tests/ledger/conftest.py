@@ -65,6 +65,24 @@ class Node:
             self.web3.provider.make_request("evm_increaseTime", [seconds])
             self.web3.provider.make_request("evm_mine", [])
 
+    def automine(self, on: bool) -> None:
+        """Off: sent transactions wait in the node's pool until `mine`."""
+        if self.kind == "eth-tester":
+            tester = self.web3.provider.ethereum_tester
+            (
+                tester.enable_auto_mine_transactions
+                if on
+                else tester.disable_auto_mine_transactions
+            )()
+        else:
+            self.web3.provider.make_request("evm_setAutomine", [on])
+
+    def mine(self) -> None:
+        if self.kind == "eth-tester":
+            self.web3.provider.ethereum_tester.mine_blocks(1)
+        else:
+            self.web3.provider.make_request("evm_mine", [])
+
 
 @pytest.fixture(params=_NODES)
 def evm_node(request: pytest.FixtureRequest) -> Iterator[Node]:

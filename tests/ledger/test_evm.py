@@ -108,6 +108,23 @@ def test_batches_are_sent_in_order(evm_ledger: EvmLedger, treasury: Submitter) -
     assert evm_ledger.query("token", "balance_of", symbol="EUR", owner=bob.address) == 60
 
 
+def test_a_sent_transaction_is_pending_until_mined(
+    evm_ledger: EvmLedger, treasury: Submitter, evm_node: Node
+) -> None:
+    stx = treasury.sign("token", "mint", symbol="EUR", to=treasury.address, amount=5)
+    assert isinstance(stx, EvmSignedTransaction)
+    evm_node.automine(False)
+    try:
+        evm_node.web3.eth.send_raw_transaction(stx.encoded)
+        assert evm_ledger.pending(stx.hash_hex)
+        evm_node.mine()
+    finally:
+        evm_node.automine(True)
+    assert not evm_ledger.pending(stx.hash_hex)
+    assert evm_ledger.receipt(stx.hash_hex).ok
+    assert not evm_ledger.pending("0x" + "ab" * 32)
+
+
 def test_inclusion_proof_reaches_the_transactions_root(
     evm_ledger: EvmLedger, treasury: Submitter, anchor: Account
 ) -> None:

@@ -638,6 +638,13 @@ class EvmLedger:
     def receipt(self, tx_hash: str) -> Receipt:
         return self._receipt(self._sent(tx_hash)[1])
 
+    def pending(self, tx_hash: str) -> bool:
+        try:
+            sent = self.web3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return False
+        return sent.get("blockNumber") is None
+
     def _transactions_trie(self, block: Any) -> HexaryTrie:
         trie = HexaryTrie({})
         for index, tx in enumerate(block["transactions"]):

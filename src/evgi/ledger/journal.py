@@ -246,6 +246,10 @@ class LocalLedger:
     def receipt(self, tx_hash: str) -> Receipt:
         return Receipt.from_row(self._tx_row(tx_hash))
 
+    def pending(self, tx_hash: str) -> bool:
+        """Never: a transaction is committed in its block or was not taken at all."""
+        return False
+
     def block_transactions(self, height: int) -> list[tuple[SignedTransaction, Receipt]]:
         with self._db.connect() as conn:
             rows = conn.execute(

@@ -212,6 +212,11 @@ class ExportPayments:
                 receipt = self._receipt(tx_hash)
                 if receipt is not None:
                     return self._record(payment.session_id, receipt)
+            # A transfer still in an EVM node's pool holds the recorded nonce and may land:
+            # signing another now could pay twice. It is settled by a later call.
+            if any(ledger.pending(tx_hash) for tx_hash in payment.hashes):
+                log.info("export transfer not in a block yet", session=payment.session_id)
+                return payment
         return self._send(payment, self._signer_at(following))
 
     def _signer_at(self, nonce: int) -> Callable[..., SignedTransaction]:

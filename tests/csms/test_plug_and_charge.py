@@ -676,8 +676,9 @@ def test_v16_simulated_station_installs_its_v2g_certificate(scene: Scene) -> Non
                 assert sim.certificates == chain
 
                 # The CSMS triggers a new one: a new key, the station id as SECC id.
-                trigger = await pnc("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
-                assert json.loads(trigger.data) == {"status": "Accepted"}
+                # (the operator's TriggerMessage, sent to 1.6 as the Plug & Charge DataTransfer)
+                trigger = await harness.csms.commands.trigger("PNC16SIM", "SignV2GCertificate")
+                assert trigger.status == "Accepted"
                 await sim.until(lambda: sim.certificates != chain)
                 assert secc_id(sim.certificates) == "PNC16SIM"
                 other = await pnc("TriggerMessage", {"requestedMessage": "BootNotification"})

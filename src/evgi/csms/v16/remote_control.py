@@ -9,6 +9,10 @@ from ocpp.v16 import call
 from evgi.core.errors import ValidationError
 from evgi.csms.charge_point import ChargePoint
 from evgi.csms.errors import UnsupportedCommand
+from evgi.csms.plug_and_charge import certificate_command
+
+# The trigger of a station's V2G (SECC) certificate request, as 2.0.1 names it.
+V2G_CERTIFICATE_REQUEST = "SignV2GCertificate"
 
 
 class RemoteControl(ChargePoint):
@@ -39,4 +43,8 @@ class RemoteControl(ChargePoint):
         return await self.call(call.Reset(type="Hard" if immediate else "Soft"))
 
     async def trigger(self, message: str, evse_id: int | None) -> Any:
+        if message == V2G_CERTIFICATE_REQUEST:
+            # 1.6 knows no such trigger: Plug & Charge sends 2.0.1's in a DataTransfer.
+            body = {"requestedMessage": message}
+            return await certificate_command(self, "TriggerMessage", body)
         return await self.call(call.TriggerMessage(requested_message=message, connector_id=evse_id))

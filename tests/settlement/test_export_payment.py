@@ -69,21 +69,23 @@ def wallets(platform: Platform) -> Wallets:
     return wallets
 
 
+async def plugged_in(url: str) -> Station21:
+    """Station V2G-1 (2.1, 11 kW) connected to the CSMS at `url`, Dana's EV plugged in."""
+    station = Station21(
+        "V2G-1", url, password=PASSWORD, clock=SimulatedClock(T0), evses=[EvseSpec(11_000)]
+    )
+    await station.connect()
+    await station.plug_in(vehicle=Vehicle.at_soc(60_000, 50, 11_000))
+    return station
+
+
 async def v2g_session(platform: Platform, csms: Csms) -> TransactionEnded:
     """Dana's EV charges 2 kWh, sends 6 kWh back and leaves; returns the CSMS's end event."""
     ended: list[TransactionEnded] = []
     stop = platform.bus.subscribe(TransactionEnded, ended.append)
     try:
         async with csms.running("127.0.0.1", 0) as server:
-            station = Station21(
-                "V2G-1",
-                f"ws://127.0.0.1:{server.port}/ocpp",
-                password=PASSWORD,
-                clock=SimulatedClock(T0),
-                evses=[EvseSpec(11_000)],
-            )
-            await station.connect()
-            await station.plug_in(vehicle=Vehicle.at_soc(60_000, 50, 11_000))
+            station = await plugged_in(f"ws://127.0.0.1:{server.port}/ocpp")
             needs = {"requested_energy_transfer": "AC_BPT"}
             assert await station.notify_ev_charging_needs(1, needs) == "NoChargingProfile"
             assert await station.present_token(CARD) == "Accepted"
@@ -308,15 +310,7 @@ def test_evgi_serve_pays_export_from_the_configured_wallet(tmp_path: Path) -> No
     ocpp_port = free_port()
 
     async def v2g() -> int:
-        station = Station21(
-            "V2G-1",
-            f"ws://127.0.0.1:{ocpp_port}/ocpp",
-            password=PASSWORD,
-            clock=SimulatedClock(T0),
-            evses=[EvseSpec(11_000)],
-        )
-        await station.connect()
-        await station.plug_in(vehicle=Vehicle.at_soc(60_000, 50, 11_000))
+        station = await plugged_in(f"ws://127.0.0.1:{ocpp_port}/ocpp")
         await station.notify_ev_charging_needs(1, {"requested_energy_transfer": "AC_BPT"})
         assert await station.present_token(CARD) == "Accepted"
         exported = await station.discharge_for(timedelta(hours=1), 6_000)

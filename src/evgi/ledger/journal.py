@@ -31,7 +31,7 @@ from evgi.ledger.transaction import SignedTransaction, Transaction
 from evgi.storage.models import BLOCKS as _BLOCKS
 from evgi.storage.models import STATE as _STATE
 from evgi.storage.models import TRANSACTIONS as _TXS
-from evgi.storage.rows import BatchStatement
+from evgi.storage.rows import execute_many
 
 _FETCH_CHUNK = 500  # keys per query, within every SQLite build's bound on parameters
 _NULL = b"null"  # a deletion, as encoded_writes gives it
@@ -333,8 +333,9 @@ class LocalLedger:
                 try:
                     with self._db.begin() as conn:
                         conn.execute(insert(_BLOCKS), [self._block_row(header)])
-                        _INSERT_TXS.execute(
+                        execute_many(
                             conn,
+                            _INSERT_TXS,
                             [
                                 _tx_row(stx, receipt)
                                 for stx, receipt in zip(
@@ -386,7 +387,7 @@ class LocalLedger:
         ]
         deleted = [k for k, v in encoded.items() if v == _NULL]
         if rows:
-            _UPSERT_STATE[conn.dialect.name].execute(conn, rows)
+            execute_many(conn, _UPSERT_STATE[conn.dialect.name], rows)
         if deleted:
             conn.execute(delete(_STATE).where(_STATE.c.key.in_(deleted)))
 
@@ -405,20 +406,18 @@ class LocalLedger:
         self._checks.close()
 
 
-def _upsert_state(dialect: Any) -> BatchStatement:
+def _upsert_state(dialect: Any) -> Any:
     statement = dialect.insert(_STATE)
-    return BatchStatement(
-        statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "value": statement.excluded.value,
-                "block_height": statement.excluded.block_height,
-            },
-        )
+    return statement.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "value": statement.excluded.value,
+            "block_height": statement.excluded.block_height,
+        },
     )
 
 
-_INSERT_TXS = BatchStatement(insert(_TXS))
+_INSERT_TXS = insert(_TXS)
 _UPSERT_STATE = {"sqlite": _upsert_state(sqlite), "postgresql": _upsert_state(postgresql)}
 
 

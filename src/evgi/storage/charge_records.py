@@ -34,7 +34,7 @@ from evgi.core.canonical import parse_json
 from evgi.core.clock import Clock, SystemClock
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.storage.models import Base, SerialKey, UtcDateTime
-from evgi.storage.rows import BatchStatement
+from evgi.storage.rows import execute_many
 
 
 class CdrBatchRow(Base):
@@ -71,7 +71,7 @@ class CdrRow(Base):
 
 CDR_BATCHES = cast(Table, CdrBatchRow.__table__)
 CDR_RECORDS = cast(Table, CdrRow.__table__)
-_INSERT_CDRS = BatchStatement(insert(CDR_RECORDS))
+_INSERT_CDRS = insert(CDR_RECORDS)
 
 
 class CdrConflict(ValidationError):
@@ -201,7 +201,7 @@ class CdrStore:
                 raise CdrConflict(
                     f"session {cdr.session_id} already has CDR {stored}; refusing {digest}"
                 )
-        _INSERT_CDRS.execute(conn, new)
+        execute_many(conn, _INSERT_CDRS, new)
         return digests
 
     def get(self, session_id: str) -> StoredCdr:

@@ -41,7 +41,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.core.batches import take_batch
@@ -49,6 +48,7 @@ from evgi.core.canonical import compact_json, parse_json
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.core.units import energy_between
 from evgi.storage.models import Base, SerialKey, UtcDateTime
+from evgi.storage.rows import execute, execute_many, fetch, insert_numbered
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -449,14 +449,9 @@ class VariableRecord:
 
 # Prepared statements. A CSMS runs the same few statements for nearly every message, and runs
 # them on the store's writer thread, which shares the GIL with the event loop: building and
-# cache-keying a fresh SQLAlchemy expression each time, and SQLAlchemy's per-execution work
-# (execution context, generic parameter and row processing), cost several times what SQLite
-# spends on the statement itself. So each statement is built once and, on SQLite, compiled
-# once: it runs on the sqlite3 cursor of the same connection (so in the same transaction), its
-# values converted by the column types' own SQLAlchemy processors, so what is stored and read
-# back is exactly what SQLAlchemy would store and read. On PostgreSQL SQLAlchemy executes them.
-
-Processor = Callable[[Any], Any]
+# cache-keying a fresh SQLAlchemy expression each time costs several times what the database
+# spends on the statement itself. So each statement is built once here, and run prepared
+# (`evgi.storage.rows.prepared`).
 
 
 @functools.cache
@@ -478,98 +473,25 @@ def _insert_into(table: Table) -> Insert:
     return insert(table)
 
 
-@dataclass(frozen=True)
-class _SqliteStatement:
-    """A statement compiled for SQLite: its SQL, its parameters in order, its result columns."""
-
-    sql: str
-    binds: tuple[tuple[str, Processor | None], ...]
-    columns: tuple[tuple[str, Processor | None], ...]
-
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            values[name] if process is None else process(values[name])
-            for name, process in self.binds
-        )
-
-    def mapping(self, row: Sequence[Any]) -> dict[str, Any]:
-        return {
-            name: value if process is None else process(value)
-            for (name, process), value in zip(self.columns, row, strict=True)
-        }
-
-
-@functools.lru_cache(maxsize=512)
-def _sqlite_statement(
-    statement: Select[Any] | Update | Insert, dialect: Dialect, keys: tuple[str, ...] | None
-) -> _SqliteStatement:
-    compiled = statement.compile(dialect=dialect, column_keys=None if keys is None else list(keys))
-    assert compiled.positiontup is not None  # the sqlite3 driver takes positional parameters
-    binds = tuple(
-        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        for name in compiled.positiontup
-    )
-    columns = (
-        tuple(
-            (str(c.key), c.type.dialect_impl(dialect).result_processor(dialect, None))
-            for c in statement.selected_columns
-        )
-        if isinstance(statement, Select)
-        else ()
-    )
-    return _SqliteStatement(compiled.string, binds, columns)
-
-
-def _sqlite_cursor(conn: Connection) -> Any:
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-def _select_all(conn: Connection, table: Table, **keys: Any) -> list[Mapping[Any, Any]]:
-    statement = _select_by(table, tuple(keys))
-    params = {f"k_{k}": v for k, v in keys.items()}
-    if conn.dialect.name != "sqlite":
-        return [row._mapping for row in conn.execute(statement, params)]
-    prepared = _sqlite_statement(statement, conn.dialect, None)
-    rows = _sqlite_cursor(conn).execute(prepared.sql, prepared.parameters(params)).fetchall()
-    return [prepared.mapping(row) for row in rows]
+def _select_all(conn: Connection, table: Table, **keys: Any) -> list[dict[str, Any]]:
+    return fetch(conn, _select_by(table, tuple(keys)), {f"k_{k}": v for k, v in keys.items()})
 
 
 def _select(conn: Connection, table: Table, **keys: Any) -> Mapping[Any, Any] | None:
     """The row with these key values (keys that identify at most one row)."""
-    rows = _select_all(conn, table, **keys)
-    return rows[0] if rows else None
+    found = _select_all(conn, table, **keys)
+    return found[0] if found else None
 
 
 def _update(conn: Connection, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> int:
     statement = _update_by(table, tuple(keys), tuple(values))
     params = {f"k_{k}": v for k, v in keys.items()} | {f"v_{c}": v for c, v in values.items()}
-    if conn.dialect.name != "sqlite":
-        return int(conn.execute(statement, params).rowcount)
-    prepared = _sqlite_statement(statement, conn.dialect, None)
-    return int(_sqlite_cursor(conn).execute(prepared.sql, prepared.parameters(params)).rowcount)
+    return execute(conn, statement, params)
 
 
-def _insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _insert(conn: Connection, table: Table, values: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows that all have the same columns, in one statement."""
-    statement = _insert_into(table)
-    if conn.dialect.name != "sqlite":
-        conn.execute(statement, list(rows))
-        return
-    prepared = _sqlite_statement(statement, conn.dialect, tuple(rows[0]))
-    _sqlite_cursor(conn).executemany(prepared.sql, [prepared.parameters(row) for row in rows])
-
-
-def _insert_numbered(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
-    """Insert one row into a table with a serial key; returns the key it was given."""
-    statement = _insert_into(table)
-    if conn.dialect.name != "sqlite":
-        key = conn.execute(statement, dict(values)).inserted_primary_key
-        assert key is not None
-        return int(key[0])
-    prepared = _sqlite_statement(statement, conn.dialect, tuple(values))
-    cursor = _sqlite_cursor(conn)
-    cursor.execute(prepared.sql, prepared.parameters(values))
-    return int(cursor.lastrowid)  # the rowid, which a serial key is on SQLite
+    execute_many(conn, _insert_into(table), values)
 
 
 def _record(cls: type[T], row: Mapping[Any, Any] | None) -> T:
@@ -955,7 +877,7 @@ class ChargingStore:
             "reservation_id": reservation_id,
             "updated_at": now.astimezone(UTC),
         }
-        number = _insert_numbered(conn, CHARGING_TRANSACTIONS, values)
+        number = insert_numbered(conn, CHARGING_TRANSACTIONS, values)
         if transaction_id is None:
             values["transaction_id"] = str(number)
             _update(

@@ -1,20 +1,28 @@
-"""Writes the stores share: a row given a serial key, a row replaced or added by its key columns,
-and one statement run for a batch of rows. All run inside the caller's transaction."""
+"""Reads and writes the stores share: a row given a serial key, a row replaced or added by its
+key columns, and prepared statements for the hot paths and for batches. All run inside the
+caller's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert, update
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy import Connection, Dialect, Insert, Table, insert, update
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.selectable import ReturnsRows
 
 
 def insert_numbered(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
     """Insert one row into a table with a serial key; return the key it was given."""
-    key = conn.execute(insert(table).values(**values)).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    rows = fetch(conn, _numbered(table), values, tuple(values))
+    return int(next(iter(rows[0].values())))
+
+
+@functools.cache
+def _numbered(table: Table) -> Insert:
+    return insert(table).returning(*table.primary_key.columns)
 
 
 def upsert(
@@ -30,53 +38,95 @@ def upsert(
     return bool(replaced)
 
 
-class BatchStatement:
-    """An INSERT or UPDATE run for many rows at once through the driver's executemany.
-
-    Compiled once per dialect and set of columns, with each row's values put through its
-    columns' bind processors here: SQLAlchemy's own executemany builds every row's parameters
-    anew, which costs more than the database's work when a batch writes thousands of rows.
-    Every row names the same columns.
-    """
-
-    def __init__(self, statement: UpdateBase) -> None:
-        self.statement = statement
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
-
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        names = tuple(rows[0])
-        key = (conn.dialect.name, names)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self.statement, conn.dialect, names)
-        conn.exec_driver_sql(compiled.sql, compiled.parameters(rows))
+Processor = Callable[[Any], Any]
 
 
-class _Compiled:
-    def __init__(self, statement: UpdateBase, dialect: Dialect, names: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(names))
-        self.sql = str(compiled)
-        self.order = compiled.positiontup  # None where the driver takes named parameters
-        self.processors = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.bind_processor(dialect)) is not None
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled once per dialect and set of columns, run on the driver's own cursor
+    of the caller's connection (so inside its transaction), its values put through the column
+    types' own processors: what is stored and read back is what SQLAlchemy would store and
+    read, without the per-call cost of building its parameters and result rows, which exceeds
+    the database's own work on the hot paths and for batches of thousands of rows."""
+
+    sql: str
+    positional: tuple[tuple[str, Processor | None], ...] | None  # None: named parameters
+    named: Mapping[str, Processor]
+    columns: tuple[tuple[str, Processor | None], ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        if self.positional is None:
+            named = self.named
+            return {
+                name: named[name](value) if name in named else value
+                for name, value in values.items()
+            }
+        return tuple(
+            values[name] if process is None else process(values[name])
+            for name, process in self.positional
+        )
+
+    def mapping(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: value if process is None else process(value)
+            for (name, process), value in zip(self.columns, row, strict=True)
         }
 
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Any:
-        processors = self.processors
-        if self.order is None:
-            return [
-                {
-                    name: processors[name](value) if name in processors else value
-                    for name, value in row.items()
-                }
-                for row in rows
-            ]
-        order = [(name, processors.get(name)) for name in self.order]
-        return [
-            tuple(row[name] if process is None else process(row[name]) for name, process in order)
-            for row in rows
-        ]
+
+@functools.lru_cache(maxsize=1024)
+def prepared(
+    statement: Executable, dialect: Dialect, keys: tuple[str, ...] | None = None
+) -> Prepared:
+    """`statement` compiled for `dialect`; `keys` names the columns an INSERT or UPDATE sets."""
+    compiled = statement.compile(  # type: ignore[attr-defined]
+        dialect=dialect, column_keys=None if keys is None else list(keys)
+    )
+    named = {
+        name: processor
+        for name, bind in compiled.binds.items()
+        if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    }
+    positional = (
+        None
+        if compiled.positiontup is None
+        else tuple((name, named.get(name)) for name in compiled.positiontup)
+    )
+    selected = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
+    columns = tuple(
+        (str(c.key), c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in selected
+    )
+    return Prepared(str(compiled), positional, named, columns)
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def fetch(
+    conn: Connection,
+    statement: Executable,
+    values: Mapping[str, Any],
+    keys: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows a SELECT, or an INSERT setting columns `keys` and RETURNING some, gives."""
+    ready = prepared(statement, conn.dialect, keys)
+    cursor = _cursor(conn)
+    cursor.execute(ready.sql, ready.parameters(values))
+    return [ready.mapping(row) for row in cursor.fetchall()]
+
+
+def execute(conn: Connection, statement: Executable, values: Mapping[str, Any]) -> int:
+    """Run an UPDATE or DELETE for `values`; the number of rows it matched."""
+    ready = prepared(statement, conn.dialect)
+    return int(_cursor(conn).execute(ready.sql, ready.parameters(values)).rowcount)
+
+
+def execute_many(
+    conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run an INSERT or UPDATE once per row, in one executemany; every row names the same
+    columns."""
+    if not rows:
+        return
+    ready = prepared(statement, conn.dialect, tuple(rows[0]))
+    _cursor(conn).executemany(ready.sql, [ready.parameters(row) for row in rows])

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.storage.models import Base, SerialKey, UtcDateTime
-from evgi.storage.rows import BatchStatement
+from evgi.storage.rows import execute_many
 
 # Session states, in the order a session goes through them.
 OPENING, OPEN, SETTLING, SETTLED, REFUNDED, FAILED = (
@@ -344,15 +344,16 @@ class SettlementStore:
         """Insert new sessions, marking the quotes they locked as used."""
         if not sessions:
             return
-        _INSERT_SESSIONS.execute(conn, [_session_values(s) for s in sessions])
+        execute_many(conn, _INSERT_SESSIONS, [_session_values(s) for s in sessions])
         used = [s.quote_id for s in sessions if s.quote_id is not None]
         if used:
             conn.execute(update(QUOTES).where(QUOTES.c.id.in_(used)).values(used=True))
 
     def update_sessions(self, conn: Connection, sessions: Sequence[SettlementSession]) -> None:
         """Store each session's progress (one statement for the whole batch)."""
-        _UPDATE_PROGRESS.execute(
+        execute_many(
             conn,
+            _UPDATE_PROGRESS,
             [{"sid": s.session_id, **{c: getattr(s, c) for c in _PROGRESS}} for s in sessions],
         )
 
@@ -410,8 +411,8 @@ class SettlementStore:
 _SESSION_COLUMNS = tuple(column.name for column in SESSIONS.columns)
 _IN_CHUNK = 500  # values per IN list, within every SQLite build's bound on parameters
 _PROGRESS = ("state", "cost_minor", "payee_minor", "fee_minor", "record_hash", "closed_at", "note")
-_INSERT_SESSIONS = BatchStatement(insert(SESSIONS))
-_UPDATE_PROGRESS = BatchStatement(
+_INSERT_SESSIONS = insert(SESSIONS)
+_UPDATE_PROGRESS = (
     update(SESSIONS)
     .where(SESSIONS.c.session_id == bindparam("sid"))
     .values({c: bindparam(c) for c in _PROGRESS})

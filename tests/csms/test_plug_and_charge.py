@@ -788,3 +788,32 @@ def test_v21_installation_follows_the_ev_prioritized_emaids(scene: Scene) -> Non
                 )
 
     asyncio.run(run())
+
+
+def test_a_root_added_while_running_is_trusted_at_the_next_authorize(scene: Scene) -> None:
+    """The CSMS keeps one contract validator, and makes it anew when a CA appears: a new MO
+    root set up through another connection (as `evgi pki init` in another process would)
+    vouches for its contracts at once, and a revoked sub-CA still refuses the next chain."""
+    harness, hierarchies = scene.harness, scene.hierarchies
+    harness.csms.add_station("PNC3", PASSWORD)
+    harness.csms.add_token(CONTRACT_EMAID, token_type="eMAID")
+    late_emaid = emaid("DEPNCLATER0001")
+    harness.csms.add_token(late_emaid, token_type="eMAID")
+
+    async def authorize(token: str, chain: list[x509.Certificate]) -> str:
+        async with harness.serve() as url, station(url, "PNC3", "ocpp2.0.1", PASSWORD) as cp:
+            await boot2x(cp)
+            answer = await cp.call(authorize201(token, certificate=pem(chain)))
+            return str(answer.certificate_status)
+
+    assert asyncio.run(authorize(CONTRACT_EMAID, scene.contract.chain)) == "Accepted"
+    other = open_database(harness.settings.db_url)
+    try:
+        late = Hierarchies(harness.settings, other)
+        late.init([RootSpec("mo-late", Branch.MO, "Late MO", Iso15118.PART_2, "secp256r1")])
+        chain = late.issue_contract(late_emaid, mo="mo-late-mo-2").chain
+    finally:
+        other.dispose()
+    assert asyncio.run(authorize(late_emaid, chain)) == "Accepted"
+    hierarchies.revoke("mo-t-mo-1", scene.contract.sub_cas[0].serial_number)
+    assert asyncio.run(authorize(CONTRACT_EMAID, scene.contract.chain)) == "CertificateRevoked"

@@ -20,11 +20,14 @@ from evgi.pnc import (
     Hierarchies,
     IssuedChain,
     LeafRole,
+    OcspAnswer,
     OcspClient,
     iso15118_name,
 )
+from evgi.pnc.authority import common_name
 from evgi.pnc.hierarchy import CA_PROFILES, LEAF_PROFILES, CaRole
 from evgi.storage import open_database
+from tests.cli_runner import run_evgi
 from tests.pnc.conftest import SMALL_ECOSYSTEM
 
 Status = AuthorizeCertificateStatus
@@ -133,6 +136,63 @@ def test_threads_share_a_validator_and_see_revocations_at_once(
     assert set(verdicts()) == {Status.ACCEPTED}
     hierarchies.revoke("mo-t-mo-1", chains[0].sub_cas[0].serial_number)
     assert set(verdicts()) == {Status.CERTIFICATE_REVOKED}
+
+
+class _Asked:
+    """The real OCSP client, noting the common name of every certificate it is asked about."""
+
+    def __init__(self, client: OcspClient) -> None:
+        self.client = client
+        self.names: list[str] = []
+
+    def status(self, certificate: x509.Certificate, issuer: x509.Certificate) -> OcspAnswer:
+        self.names.append(common_name(certificate.subject) or "")
+        return self.client.status(certificate, issuer)
+
+
+def test_sub_ca_answers_are_kept_until_anything_is_revoked(
+    hierarchies: Hierarchies, pki_settings: Settings, ocsp: OcspClient, pki_server: str
+) -> None:
+    """A sub-CA's good answer serves later chains, each leaf is asked about afresh; a
+    revocation by `evgi pki revoke` in another process, even of an unrelated certificate,
+    has the sub-CAs asked about again, and a revoked sub-CA refuses the very next chain."""
+    asked = _Asked(ocsp)
+    validator = ChainValidator.of(hierarchies, asked)
+    emaids = [f"DEABC12345678{n}" for n in range(4)]
+    chains = [hierarchies.issue_contract(emaid, mo=MO) for emaid in emaids]
+    sub_cas = [common_name(sub_ca.subject) for sub_ca in chains[0].sub_cas]
+    assert validator.validate(LeafRole.CONTRACT, chains[0].chain).accepted
+    assert asked.names == [emaids[0], *sub_cas]
+    asked.names.clear()
+    assert validator.validate(LeafRole.CONTRACT, chains[1].chain).accepted
+    assert asked.names == [emaids[1]]
+
+    def revoke(serial: int) -> None:
+        folder, data = pki_settings.data_dir.parent, str(pki_settings.data_dir)
+        done = run_evgi(folder, "--data-dir", data, "pki", "revoke", f"{serial:x}")
+        assert done.returncode == 0, done.stderr
+
+    revoke(chains[3].certificate.serial_number)
+    asked.names.clear()
+    assert validator.validate(LeafRole.CONTRACT, chains[2].chain).accepted
+    assert asked.names == [emaids[2], *sub_cas]
+
+    revoke(chains[0].sub_cas[0].serial_number)
+    verdict = validator.validate(LeafRole.CONTRACT, chains[1].chain)
+    assert verdict.status is Status.CERTIFICATE_REVOKED
+    assert "MO Sub-CA 2" in verdict.message
+
+
+def test_without_a_revocation_count_every_certificate_is_asked_about(
+    hierarchies: Hierarchies, ocsp: OcspClient, pki_server: str
+) -> None:
+    """A validator that cannot learn of revocations keeps no answer."""
+    asked = _Asked(ocsp)
+    validator = ChainValidator(hierarchies.roots(), revocation=asked)
+    for n in range(2):
+        issued = hierarchies.issue_contract(f"DEABC12345678{n}", mo=MO)
+        assert validator.validate(LeafRole.CONTRACT, issued.chain).accepted
+    assert len(asked.names) == 6
 
 
 def test_no_answer_from_the_responder_is_a_chain_error(hierarchies: Hierarchies) -> None:

@@ -104,6 +104,8 @@ class PlugAndChargeServices:
         self.pools = CertificatePools.open(settings, store.engine)
         self.hierarchies: Hierarchies = self.pools.hierarchies
         self._ocsp = OcspClient()
+        self._validator: ChainValidator | None = None
+        self._authorities = 0  # how many CAs there were when the validator was made
 
     # -- block A: the SECC certificate ------------------------------------------------------
 
@@ -185,8 +187,7 @@ class PlugAndChargeServices:
                 chain = x509.load_pem_x509_certificates(certificate.encode())
             except ValueError:
                 return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
-            validator = ChainValidator.of(self.hierarchies, self._ocsp)
-            verdict = validator.validate(LeafRole.CONTRACT, chain)
+            verdict = self._contract_validator().validate(LeafRole.CONTRACT, chain)
             log.info("contract chain", status=verdict.status, reason=verdict.reason)
             if verdict.accepted and not same_contract(verdict.identifier or "", emaid):
                 return AuthorizeCertificateStatus.CERT_CHAIN_ERROR
@@ -210,6 +211,15 @@ class PlugAndChargeServices:
         if self.hierarchies.contract_state(leaf.common_name) is ContractState.CANCELLED:
             return AuthorizeCertificateStatus.CONTRACT_CANCELLED
         return AuthorizeCertificateStatus.ACCEPTED
+
+    def _contract_validator(self) -> ChainValidator:
+        """One validator for every Authorize (it keeps sub-CAs' OCSP answers and read roots),
+        made anew once a CA was added, such as a root by `evgi pki init` in another process."""
+        authorities = self.hierarchies.store.authority_count()
+        if self._validator is None or authorities != self._authorities:
+            self._validator = ChainValidator.of(self.hierarchies, self._ocsp)
+            self._authorities = authorities
+        return self._validator
 
     def _record(self, entry: dict[str, Any]) -> CertificateRecord | None:
         """The certificate an OCSPRequestDataType names, as the CA that issued it recorded it."""

@@ -85,6 +85,7 @@ class CertificateStatus(StrEnum):
 class OcspAnswer:
     status: CertificateStatus
     revoked_at: datetime | None = None
+    next_update: datetime | None = None  # until when the answer may be relied on
 
 
 class OcspResponder:
@@ -487,12 +488,32 @@ def issuer_hashes(issuer: x509.Certificate, algorithm: str) -> tuple[bytes, byte
 
 @functools.lru_cache(maxsize=4096)
 def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """Whether `parent`'s key signed `child`: a fact of the two certificates, kept once known."""
+    """Whether `parent` issued `child` (its name, and its key's signature): a fact of the two
+    certificates, kept once known. The parent's key is read once, not once per child."""
+    if der_names(child)[1] != der_names(parent)[0]:
+        return False
     try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+        verify_signature(
+            _public_key(parent),
+            child.signature,
+            child.tbs_certificate_bytes,
+            child.signature_hash_algorithm,
+        )
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(issuer: x509.Certificate) -> CertificatePublicKeyTypes:
+    return issuer.public_key()
+
+
+@functools.lru_cache(maxsize=4096)
+def der_names(certificate: x509.Certificate) -> tuple[bytes, bytes]:
+    """A certificate's subject and issuer, DER-encoded: names match when their encodings do
+    (RFC 5280 7.1, as OpenSSL and `cryptography` compare them)."""
+    return certificate.subject.public_bytes(), certificate.issuer.public_bytes()
 
 
 def verify_signature(
@@ -546,7 +567,7 @@ def _checked(
         return OcspAnswer(CertificateStatus.REVOKED, response.revocation_time_utc)
     if response.certificate_status is ocsp.OCSPCertStatus.UNKNOWN:
         return OcspAnswer(CertificateStatus.UNKNOWN)
-    return OcspAnswer(CertificateStatus.GOOD)
+    return OcspAnswer(CertificateStatus.GOOD, next_update=response.next_update_utc)
 
 
 # Answers about one CA's certificates come from the same signer: checked once, then known by

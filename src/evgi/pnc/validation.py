@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,9 +27,11 @@ from evgi.core.errors import ValidationError
 from evgi.core.identifiers import validate_emaid, validate_pcid
 from evgi.pnc.authority import CertificateDetails, CertificateError, common_name, load_certificate
 from evgi.pnc.hierarchy import ContractState, Hierarchies, Iso15118, LeafRole
-from evgi.pnc.ocsp import CertificateStatus, OcspAnswer, OcspError, signed_by
+from evgi.pnc.ocsp import CertificateStatus, OcspAnswer, OcspError, der_names, signed_by
 
 MAX_SUB_CAS = 2
+# Sub-CA answers kept; past this many (only forged or foreign chains get there) start over.
+MAX_KEPT_SUB_CAS = 4096
 
 
 class AuthorizeCertificateStatus(StrEnum):
@@ -74,7 +77,15 @@ _Status = AuthorizeCertificateStatus
 
 class ChainValidator:
     """Validates chains against `trust_anchors`; optional revocation check (OCSP), contract
-    lookup (eMAID to contract state) and PCID lookup (does an OEM know this vehicle)."""
+    lookup (eMAID to contract state) and PCID lookup (does an OEM know this vehicle).
+
+    A leaf's status is asked afresh for every chain. Given `revocations` (the count of
+    revocations the trust domain's own CAs have recorded, which only grows), a sub-CA's "good"
+    answer is relied on until its nextUpdate, as RFC 5019 lets a relying party cache answers
+    and ISO 15118-20 staples them, but never past the next revocation anywhere in the domain:
+    a revoked sub-CA shows in the very next check. The same few sub-CAs head every chain, and
+    asking about them on every authorization would triple the responders' load.
+    """
 
     def __init__(
         self,
@@ -83,13 +94,17 @@ class ChainValidator:
         revocation: RevocationCheck | None = None,
         contracts: Callable[[str], ContractState | None] | None = None,
         pcids: Callable[[str], bool] | None = None,
+        revocations: Callable[[], int] | None = None,
     ) -> None:
         self._anchors: dict[bytes, list[x509.Certificate]] = {}
         for anchor in trust_anchors:
-            self._anchors.setdefault(_names(anchor)[0], []).append(anchor)
+            self._anchors.setdefault(der_names(anchor)[0], []).append(anchor)
         self.revocation = revocation
         self.contracts = contracts
         self.pcids = pcids
+        self.revocations = revocations
+        # (sub-CA, its issuer) -> (good until, the revocation count before it was asked)
+        self._good_sub_cas: dict[tuple[x509.Certificate, x509.Certificate], _Good] = {}
 
     @classmethod
     def of(
@@ -101,6 +116,7 @@ class ChainValidator:
             revocation=revocation,
             contracts=hierarchies.contract_state,
             pcids=hierarchies.knows_pcid,
+            revocations=hierarchies.store.revocations,
         )
 
     def validate(
@@ -146,15 +162,16 @@ class ChainValidator:
                 f"no trusted root issued {_label(read[-1])} "
                 f"(issuer {read[-1].certificate.issuer.rfc4514_string()})",
             )
-        path = [*read, _parsed(anchor.public_bytes(serialization.Encoding.DER))]
+        path = [*read, _anchor_details(anchor)]
         _check_links(path)
         _check_constraints(path)
         for details in path:
             _check_validity(details, at)
         identifier = self._check_leaf(role, read[0])
         if self.revocation is not None:
+            revocations = _Count(self.revocations)
             for child, parent in itertools.pairwise(path):
-                self._check_revocation(child, parent)
+                self._check_revocation(child, parent, revocations)
         contracts, pcids = self.contracts, self.pcids
         if (
             role is LeafRole.CONTRACT
@@ -175,12 +192,12 @@ class ChainValidator:
         return ChainVerdict(_Status.ACCEPTED, "accepted", "the chain is valid", identifier)
 
     def _is_anchor(self, certificate: x509.Certificate) -> bool:
-        return certificate in self._anchors.get(_names(certificate)[0], [])
+        return certificate in self._anchors.get(der_names(certificate)[0], [])
 
     def _anchor_of(self, details: CertificateDetails) -> x509.Certificate | None:
         """The trust anchor that signed `details`."""
         certificate = details.certificate
-        for candidate in self._anchors.get(_names(certificate)[1], []):
+        for candidate in self._anchors.get(der_names(certificate)[1], []):
             if signed_by(certificate, candidate):
                 return candidate
         return None
@@ -213,12 +230,25 @@ class ChainValidator:
             ) from exc
         return named
 
-    def _check_revocation(self, child: CertificateDetails, parent: CertificateDetails) -> None:
+    def _check_revocation(
+        self, child: CertificateDetails, parent: CertificateDetails, revocations: _Count
+    ) -> None:
         assert self.revocation is not None
+        pair = (child.certificate, parent.certificate)
+        kept = self._good_sub_cas.get(pair) if child.is_ca else None
+        if kept is not None and kept.until > time.time() and kept.revocations == revocations():
+            return
+        # Counted before asking: a revocation while the answer is under way is not missed.
+        counted = revocations() if child.is_ca else None
         try:
-            answer = self.revocation.status(child.certificate, parent.certificate)
+            answer = self.revocation.status(*pair)
         except OcspError as exc:
             raise _Refused(_Status.CERT_CHAIN_ERROR, "revocation_unavailable", exc.message) from exc
+        if answer.status is CertificateStatus.GOOD and answer.next_update is not None:
+            if len(self._good_sub_cas) >= MAX_KEPT_SUB_CAS:
+                self._good_sub_cas.clear()
+            if counted is not None:
+                self._good_sub_cas[pair] = _Good(answer.next_update.timestamp(), counted)
         if answer.status is CertificateStatus.REVOKED:
             when = answer.revoked_at.isoformat() if answer.revoked_at else "an unknown time"
             raise _Refused(
@@ -233,6 +263,27 @@ class ChainValidator:
 
 
 _IDENTIFIER = {LeafRole.CONTRACT: "emaid", LeafRole.PROVISIONING: "pcid"}
+
+
+@dataclass(frozen=True)
+class _Good:
+    until: float
+    revocations: int
+
+
+class _Count:
+    """The trust domain's revocation count, asked at most once per chain; None without one."""
+
+    def __init__(self, count: Callable[[], int] | None) -> None:
+        self._count = count
+        self._value: int | None = None
+        self._asked = False
+
+    def __call__(self) -> int | None:
+        if not self._asked:
+            self._value = None if self._count is None else self._count()
+            self._asked = True
+        return self._value
 
 
 def _emaid(named: str) -> str:
@@ -263,10 +314,9 @@ def _parsed(der: bytes) -> CertificateDetails:
     return load_certificate(der)
 
 
-@functools.lru_cache(maxsize=4096)
-def _names(certificate: x509.Certificate) -> tuple[bytes, bytes]:
-    """The DER subject and issuer of a certificate at the top of a chain: the same few."""
-    return certificate.subject.public_bytes(), certificate.issuer.public_bytes()
+@functools.lru_cache(maxsize=64)
+def _anchor_details(anchor: x509.Certificate) -> CertificateDetails:
+    return _parsed(anchor.public_bytes(serialization.Encoding.DER))
 
 
 def _size_limit(leaf: x509.Certificate) -> int:

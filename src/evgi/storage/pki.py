@@ -5,6 +5,7 @@ and the contracts behind contract certificates. CA private keys stay in files, n
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -16,14 +17,16 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from evgi.storage.data_version import DataVersion
 from evgi.storage.models import Base, UtcDateTime
-from evgi.storage.rows import upsert
+from evgi.storage.rows import fetch, upsert
 
 
 class PkiAuthorityRow(Base):
@@ -46,7 +49,10 @@ class PkiCertificateRow(Base):
     """A certificate a CA issued, keyed by issuer and serial (hex: serials run to 159 bits)."""
 
     __tablename__ = "pki_certificates"
-    __table_args__ = (Index("ix_pki_certificates_role_cn", "role", "common_name"),)
+    __table_args__ = (
+        Index("ix_pki_certificates_role_cn", "role", "common_name"),
+        Index("ix_pki_certificates_revoked_at", "revoked_at"),
+    )
 
     issuer: Mapped[str] = mapped_column(String(64), primary_key=True)
     serial: Mapped[str] = mapped_column(String(42), primary_key=True)
@@ -81,6 +87,10 @@ _CERTIFICATE = select(PKI_CERTIFICATES).where(
     PKI_CERTIFICATES.c.serial == bindparam("serial"),
 )
 _CONTRACT_STATE = select(PKI_CONTRACTS.c.state).where(PKI_CONTRACTS.c.emaid == bindparam("emaid"))
+_AUTHORITY_COUNT = select(func.count().label("authorities")).select_from(PKI_AUTHORITIES)
+_REVOCATIONS = select(func.count().label("revocations")).where(
+    PKI_CERTIFICATES.c.revoked_at.is_not(None)
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,9 @@ class PkiStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._lock = threading.Lock()
+        self._commits: DataVersion | None = None  # opened on the first count of revocations
+        self._revocations = 0
 
     def add_authority(self, record: AuthorityRecord) -> None:
         with self.engine.begin() as conn:
@@ -123,6 +136,11 @@ class PkiStore:
             rows = conn.execute(select(PKI_AUTHORITIES).order_by(PKI_AUTHORITIES.c.name))
             return [AuthorityRecord(**row._mapping) for row in rows]
 
+    def authority_count(self) -> int:
+        """How many CAs there are: CAs are never removed, so a new count means a new CA."""
+        with self.engine.connect() as conn:
+            return int(fetch(conn, _AUTHORITY_COUNT, {})[0]["authorities"])
+
     def record(self, certificate: CertificateRecord) -> None:
         values = {**certificate.__dict__, "serial": f"{certificate.serial:x}"}
         with self.engine.begin() as conn:
@@ -130,8 +148,8 @@ class PkiStore:
 
     def certificate(self, issuer: str, serial: int) -> CertificateRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(_CERTIFICATE, {"issuer": issuer, "serial": f"{serial:x}"}).first()
-        return None if row is None else _certificate(row._mapping)
+            rows = fetch(conn, _CERTIFICATE, {"issuer": issuer, "serial": f"{serial:x}"})
+        return _certificate(rows[0]) if rows else None
 
     def revoke(
         self, issuer: str, serial: int, reason: str, at: datetime
@@ -184,8 +202,20 @@ class PkiStore:
 
     def contract_state(self, emaid: str) -> str | None:
         with self.engine.connect() as conn:
-            state: str | None = conn.execute(_CONTRACT_STATE, {"emaid": emaid}).scalar()
-            return state
+            rows = fetch(conn, _CONTRACT_STATE, {"emaid": emaid})
+        return cast("str | None", rows[0]["state"]) if rows else None
+
+    def revocations(self) -> int:
+        """How many certificates were ever revoked: it only grows, so a relying party that
+        saw it move knows a revocation happened since it last asked. Counted again only once
+        something was committed (`DataVersion`), by any process."""
+        with self._lock:
+            if self._commits is None:
+                self._commits = DataVersion(self.engine)
+            if self._commits.changed():
+                with self.engine.connect() as conn:
+                    self._revocations = int(fetch(conn, _REVOCATIONS, {})[0]["revocations"])
+            return self._revocations
 
 
 def _certificate(values: object) -> CertificateRecord:

@@ -1,6 +1,7 @@
 """Wallets through the real `evgi` command: top-ups minted by the eMSP, withdrawals burned, the
 balance and the history read back from the ledger, bad amounts refused without loss, and a
-prepaid session through `evgi serve` showing up in the driver's and the CPO's history."""
+prepaid session through `evgi serve` showing up in the driver's and the CPO's history. The same
+operations leave the same history on the local engine and on an EVM network."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from click.testing import Result
-from typer.testing import CliRunner
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner, Result
 
 from evgi import cli
-from evgi.core.clock import SimulatedClock
+from evgi.core import Account, Money
+from evgi.core.clock import SimulatedClock, SystemClock
+from evgi.core.digest import keccak256, to_hex
+from evgi.core.errors import ExecutionError
+from evgi.identity.keystore import Keystore
+from evgi.ledger import Ledger
+from evgi.ledger.journal import LocalLedger
+from evgi.settlement import HistoryEntry, InsufficientFunds, Wallets
 from evgi.sim.stations import EvseSpec, station_class
+from evgi.storage import open_database
+from evgi.storage.settlement import SettlementStore
+from tests.ledger.conftest import evm_ledger, evm_node
 from tests.service_runner import free_port, running_service
+
+__all__ = ["evm_ledger", "evm_node"]  # the EVM fixtures, for the differential test
 
 CARD = "04A1B2C3D4E5F6"
 PASSWORD = "station-password-0001"
@@ -122,3 +137,111 @@ def test_prepaid_session_through_evgi_serve(tmp_path: Path) -> None:
     assert balance(tmp_path, "alice")["balance_minor"] == 8_000 - cost
     cdrs = evgi_ok(tmp_path, "settlement", "cdrs")
     assert "ST-1" in cdrs
+
+
+def _operations(wallets: Wallets) -> None:
+    """Top-ups, a transfer, a refused transfer, escrows settled (with a payment and a fee to
+    another wallet), refunded and left open, and a withdrawal."""
+    wallets.topup("alice", Money("EUR", 10_000))
+    wallets.topup("bob", Money("EUR", 2_000))
+    alice = wallets.get("alice").address
+    bob = wallets.get("bob").address
+    driver = wallets.submitter(wallets.account_at(alice))
+    operator = wallets.submitter(wallets.cpo)
+    driver.call("token", "transfer", symbol=wallets.symbol, to=bob, amount=500)
+    with pytest.raises(ExecutionError):
+        driver.call("token", "transfer", symbol=wallets.symbol, to=bob, amount=1_000_000)
+
+    def escrow(escrow_id: str, payee: str, amount: int) -> None:
+        driver.call(
+            "escrow",
+            "open",
+            escrow_id=escrow_id,
+            symbol=wallets.symbol,
+            payee=payee,
+            operator=operator.address,
+            amount=amount,
+            timeout=3600,
+        )
+
+    def settle(escrow_id: str, payee_amount: int, fee_amount: int, fee_payee: str) -> None:
+        operator.call(
+            "escrow",
+            "settle",
+            escrow_id=escrow_id,
+            payee_amount=payee_amount,
+            fee_amount=fee_amount,
+            fee_payee=fee_payee,
+            record_hash=to_hex(keccak256(escrow_id.encode())),
+        )
+
+    escrow("s1", wallets.cpo.address, 3_000)
+    settle("s1", 1_234, 66, wallets.emsp.address)
+    escrow("s2", bob, 1_000)
+    settle("s2", 700, 100, bob)
+    escrow("s3", wallets.cpo.address, 1_500)
+    operator.call("escrow", "refund", escrow_id="s3")
+    wallets.withdraw("alice", Money("EUR", 1_000))
+    escrow("s4", wallets.cpo.address, 500)
+    with pytest.raises(InsufficientFunds):
+        wallets.withdraw("alice", Money("EUR", 100_000))
+
+
+def _checked_history(ledger: Ledger, wallets: Wallets, name: str) -> list[tuple[str, int, str]]:
+    """The wallet's history, after checking each entry against its transaction's receipt and
+    block on the ledger, and its sum against the balance."""
+    entries: list[HistoryEntry] = wallets.history(name)
+    for entry in entries:
+        receipt = ledger.receipt(entry.tx_hash)
+        assert receipt.ok and receipt.block == entry.block
+        assert entry.at.timestamp() == ledger.block(entry.block).timestamp
+    assert [(e.block, e.at) for e in entries] == sorted((e.block, e.at) for e in entries)
+    assert sum(e.amount_minor for e in entries) == wallets.balance(name).minor
+    return [(e.kind, e.amount_minor, e.reference) for e in entries]
+
+
+def test_history_is_the_same_on_the_local_and_evm_engines(
+    db: Engine, ledger: LocalLedger, anchor: Account, tmp_path: Path, evm_ledger: Any
+) -> None:
+    outcomes = []
+    for name, engine_ledger in (("local", ledger), ("evm", evm_ledger)):
+        store = SettlementStore(
+            db if name == "local" else open_database(f"sqlite:///{tmp_path / 'evm.db'}")
+        )
+        # The same keys on both engines: the same addresses in both histories.
+        keys = Keystore(tmp_path / "keys")
+        wallets = Wallets(engine_ledger, keys, store, SystemClock(), "EUR", anchor)
+        _operations(wallets)
+        outcomes.append(
+            {
+                "alice": _checked_history(engine_ledger, wallets, "alice"),
+                "bob": _checked_history(engine_ledger, wallets, "bob"),
+                "escrowed": [wallets.escrowed(n).minor for n in ("alice", "bob")],
+            }
+        )
+        if name == "evm":
+            store.engine.dispose()
+    local, evm = outcomes
+    assert local == evm
+    bob, emsp, cpo = wallets.get("bob").address, wallets.emsp.address, wallets.cpo.address
+    alice = wallets.get("alice").address
+    assert local["alice"] == [
+        ("topup", 10_000, ""),
+        ("transfer-out", -500, bob),
+        ("escrow", -3_000, "s1"),
+        ("refund", 1_700, "s1"),
+        ("escrow", -1_000, "s2"),
+        ("refund", 200, "s2"),
+        ("escrow", -1_500, "s3"),
+        ("refund", 1_500, "s3"),
+        ("withdrawal", -1_000, emsp),
+        ("escrow", -500, "s4"),
+    ]
+    assert local["bob"] == [
+        ("topup", 2_000, ""),
+        ("transfer-in", 500, alice),
+        ("payment", 700, "s2"),
+        ("fee", 100, "s2"),
+    ]
+    assert local["escrowed"] == [500, 0]
+    assert cpo not in {reference for _, _, reference in local["alice"]}

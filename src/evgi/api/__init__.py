@@ -20,6 +20,7 @@ from evgi.api import (
     stations,
     tokens,
     transactions,
+    wallets,
 )
 from evgi.app import Platform
 from evgi.csms import Csms
@@ -60,6 +61,7 @@ def create_app(platform: Platform, csms: Csms | None = None) -> FastAPI:
     app.include_router(tokens.router, prefix="/api/tokens")
     app.include_router(transactions.router, prefix="/api")
     app.include_router(export_payments.router, prefix="/api")
+    app.include_router(wallets.router, prefix="/api/wallets")
     return app
 
 

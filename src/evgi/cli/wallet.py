@@ -71,10 +71,12 @@ def wallet_withdraw(ctx: typer.Context, name: Name, amount: Amount) -> None:
 
 @wallet_app.command("balance")
 def wallet_balance(ctx: typer.Context, name: Name, as_json: AsJson = False) -> None:
-    """What the wallet can spend now (money held in escrow for a session is not included)."""
+    """What the wallet can spend now, and apart from it what its open escrows hold for
+    sessions under way."""
     with _wallets(ctx) as wallets:
         wallet = wallets.get(name)
         balance = wallets.balance_of(wallet.address)
+        escrowed = wallets.escrowed(name)
         tokens = wallets.tokens(name)
     if as_json:
         print_json(
@@ -83,11 +85,15 @@ def wallet_balance(ctx: typer.Context, name: Name, as_json: AsJson = False) -> N
                 "address": wallet.address,
                 "currency": balance.currency,
                 "balance_minor": balance.minor,
+                "escrowed_minor": escrowed.minor,
                 "id_tokens": tokens,
             }
         )
         return
-    console.print(f"{name} ({wallet.address}): {balance}; id tokens: {', '.join(tokens) or '-'}")
+    console.print(
+        f"{name} ({wallet.address}): {balance}, {escrowed} in escrow; "
+        f"id tokens: {', '.join(tokens) or '-'}"
+    )
 
 
 @wallet_app.command("history")
@@ -97,19 +103,7 @@ def wallet_history(ctx: typer.Context, name: Name, as_json: AsJson = False) -> N
         entries = wallets.history(name)
         currency = wallets.currency
     if as_json:
-        print_json(
-            [
-                {
-                    "at": e.at.isoformat(),
-                    "block": e.block,
-                    "tx_hash": e.tx_hash,
-                    "kind": e.kind,
-                    "amount_minor": e.amount_minor,
-                    "reference": e.reference,
-                }
-                for e in entries
-            ]
-        )
+        print_json([e.to_json() for e in entries])
         return
     table = Table("time", "block", "kind", "amount", "reference", "tx")
     for e in entries:

@@ -577,6 +577,38 @@ class EvmLedger:
             state[f"{prefix}/changed"] = height
         return state
 
+    def event_transactions(self, contract: str, event: str, where: dict[str, str]) -> list[str]:
+        """Hashes of the transactions, since the contracts were deployed, in which `contract`
+        emitted `event` with the indexed addresses `where` names (by the local log's field
+        names), oldest first: a node keeps no index of accounts' transactions, only of events'
+        topics."""
+        found = self.contracts[contract].events[event]
+        local = RENAMED_FIELDS.get(event, {})
+        indexed = [local.get(i["name"], i["name"]) for i in found.abi["inputs"] if i["indexed"]]
+        unknown = set(where) - set(indexed)
+        if unknown:
+            raise ValidationError(f"{event} has no indexed field {', '.join(sorted(unknown))}")
+        topics: list[Any] = [found.topic]
+        topics += [
+            "0x" + "00" * 12 + normalize_address(where[name])[2:] if name in where else None
+            for name in indexed
+        ]
+        while topics[-1] is None:
+            topics.pop()
+        entries = self.web3.eth.get_logs(
+            {
+                "address": found.address,
+                "fromBlock": self.first_block,
+                "toBlock": "latest",
+                "topics": topics,
+            }
+        )
+        placed = {
+            (int(e["blockNumber"]), int(e["transactionIndex"])): to_hex(bytes(e["transactionHash"]))
+            for e in entries
+        }
+        return [placed[key] for key in sorted(placed)]
+
     def head(self) -> BlockHeader:
         return self._header(self.web3.eth.get_block("latest"))
 

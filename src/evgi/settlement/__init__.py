@@ -57,7 +57,7 @@ from evgi.settlement.tariff import (
     TariffType,
     parse_tariff,
 )
-from evgi.settlement.wallet import HistoryEntry, Wallets, token_symbol
+from evgi.settlement.wallet import HistoryEntry, InsufficientFunds, Wallets, token_symbol
 from evgi.storage.export_payment import ExportPayment
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "ExportPayment",
     "ExportPayments",
     "HistoryEntry",
+    "InsufficientFunds",
     "Interval",
     "InvalidTariff",
     "Invoice",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 CPO_KEY = "cpo"
 EMSP_KEY = "emsp"
 _WALLET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,56}$")
+_ESCROW_EVENTS = ("EscrowOpened", "EscrowSettled", "EscrowRefunded")
 
 
 def token_symbol(currency: str) -> str:
@@ -56,6 +57,12 @@ def wallet_key(name: str) -> str:
     return f"wallet-{name}"
 
 
+class InsufficientFunds(ValidationError):
+    """A withdrawal of more than the wallet can spend: refused before anything is signed."""
+
+    code = "insufficient_funds"
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     """One movement of a wallet's tokens, read from a ledger receipt."""
@@ -65,7 +72,17 @@ class HistoryEntry:
     tx_hash: str
     kind: str  # topup, withdrawal, transfer-in, transfer-out, escrow, payment, fee, refund
     amount_minor: int  # signed: what the account's spendable balance changed by
-    reference: str  # counterparty address or escrow id
+    reference: str  # counterparty address ("" for a top-up's mint) or escrow id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "block": self.block,
+            "tx_hash": self.tx_hash,
+            "kind": self.kind,
+            "amount_minor": self.amount_minor,
+            "reference": self.reference,
+        }
 
 
 class Wallets:
@@ -217,7 +234,7 @@ class Wallets:
         wallet = self.get(name)
         balance = self.balance_of(wallet.address)
         if balance.minor < minor:
-            raise ValidationError(f"wallet {name!r} holds {balance}, less than {amount}")
+            raise InsufficientFunds(f"wallet {name!r} holds {balance}, less than {amount}")
         driver = self.submitter(self.account(wallet))
         returned = driver.call(
             "token", "transfer", symbol=self.symbol, to=self.emsp.address, amount=minor
@@ -226,43 +243,69 @@ class Wallets:
         return [returned, burned]
 
     def history(self, name: str) -> list[HistoryEntry]:
-        """Every movement of the wallet's tokens, oldest first, from the ledger's receipts.
-
-        Reads the local engine's journal; an EVM network's history is its node's logs."""
-        if self.ledger.engine_name != "local":
-            raise ValidationError(
-                "wallet history reads the local ledger's journal; on an EVM network read the "
-                "token and escrow contracts' events from its node"
-            )
+        """Every movement of the wallet's tokens, oldest first, from the ledger's receipts: the
+        local engine's journal, or on an EVM network the transactions its node finds by the
+        token contract's Transfer events (each movement there is one)."""
         address = self.get(name).address
-        rows = self._journal(TRANSACTIONS.c.logs.contains(address, autoescape=True))
-        escrows: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            for log in row["logs"]:
-                if log["event"] == "EscrowOpened" and address in (log["payer"], log["payee"]):
-                    escrows[log["escrowId"]] = log
-        if escrows:
-            settled = self._journal(
-                or_(
-                    *(
-                        TRANSACTIONS.c.logs.contains(f'"escrowId":"{e}"', autoescape=True)
-                        for e in escrows
+        if self.ledger.engine_name == "local":
+            logged = self._journal(TRANSACTIONS.c.logs.contains(address, autoescape=True))
+            # A settlement's log names the escrow, not its payer or payee.
+            parties = {
+                log["escrowId"]
+                for row in logged
+                for log in row.logs
+                if log["event"] == "EscrowOpened" and address in (log["payer"], log["payee"])
+            }
+            if parties:
+                seen = {row.tx_hash for row in logged}
+                logged += [
+                    row
+                    for row in self._journal(
+                        or_(
+                            *(
+                                TRANSACTIONS.c.logs.contains(f'"escrowId":"{e}"', autoescape=True)
+                                for e in parties
+                            )
+                        )
                     )
-                )
-            )
-            seen = {row["hash"] for row in rows}
-            rows += [row for row in settled if row["hash"] not in seen]
-            rows.sort(key=lambda row: (row["block"], row["position"]))
+                    if row.tx_hash not in seen
+                ]
+                logged.sort(key=lambda row: (row.block, row.position))
+        else:
+            logged = self._node_transactions(address)
+        escrows: dict[str, dict[str, Any] | None] = {}
         entries = []
-        for row in rows:
-            for log in row["logs"]:
-                for kind, amount, reference in self._movements(log, address, escrows):
-                    entries.append(
-                        HistoryEntry(row["at"], row["block"], row["hash"], kind, amount, reference)
-                    )
+        for row in logged:
+            in_escrow = any(log["event"] in _ESCROW_EVENTS for log in row.logs)
+            for log in row.logs:
+                if log["event"] in _ESCROW_EVENTS:
+                    escrow_id = log["escrowId"]
+                    if escrow_id not in escrows:
+                        escrows[escrow_id] = self.ledger.query("escrow", "get", escrow_id=escrow_id)
+                    moves = self._escrow_moves(log, escrows[escrow_id], address)
+                elif log["event"] == "Transfer" and not in_escrow:
+                    # On an EVM network an escrow's funds move through the escrow contract's
+                    # balance; its events say what the parties' balances did.
+                    moves = self._transfer_moves(log, address)
+                else:
+                    continue
+                entries += [
+                    HistoryEntry(row.at, row.block, row.tx_hash, kind, amount, reference)
+                    for kind, amount, reference in moves
+                ]
         return entries
 
-    def _journal(self, condition: Any) -> list[dict[str, Any]]:
+    def escrowed(self, name: str) -> Money:
+        """What the wallet's open escrows hold: paid in at a session's start, not yet settled
+        or refunded, so neither spendable nor gone."""
+        held = 0
+        for escrow_id in {e.reference for e in self.history(name) if e.kind == "escrow"}:
+            record = self.ledger.query("escrow", "get", escrow_id=escrow_id)
+            if record is not None and record["state"] == "open":
+                held += int(record["amount"])
+        return self.money(held)
+
+    def _journal(self, condition: Any) -> list[_Logged]:
         """Successful journal transactions matching `condition`, with their block times."""
         query = (
             select(
@@ -278,45 +321,84 @@ class Wallets:
         )
         with self.store.engine.connect() as conn:
             return [
-                {
-                    "hash": r.hash,
-                    "block": r.block_height,
-                    "position": r.position,
-                    "logs": parse_json(r.logs),
-                    "at": from_unix(r.timestamp),
-                }
+                _Logged(
+                    r.hash, r.block_height, r.position, from_unix(r.timestamp), parse_json(r.logs)
+                )
                 for r in conn.execute(query)
             ]
 
-    def _movements(
-        self, log: dict[str, Any], address: str, escrows: dict[str, dict[str, Any]]
+    def _node_transactions(self, address: str) -> list[_Logged]:
+        """The EVM node's transactions moving `address`'s tokens, with their receipts' logs."""
+        from evgi.ledger.evm import EvmLedger
+
+        if not isinstance(self.ledger, EvmLedger):
+            raise ValidationError(f"no wallet history on the {self.ledger.engine_name} ledger")
+        hashes = [
+            tx_hash
+            for field in ("from", "to")
+            for tx_hash in self.ledger.event_transactions("token", "Transfer", {field: address})
+        ]
+        times: dict[int, datetime] = {}
+        logged = []
+        for tx_hash in dict.fromkeys(hashes):
+            receipt = self.ledger.receipt(tx_hash)
+            if receipt.block not in times:
+                times[receipt.block] = from_unix(self.ledger.block(receipt.block).timestamp)
+            logged.append(
+                _Logged(
+                    tx_hash, receipt.block, receipt.position, times[receipt.block], receipt.logs
+                )
+            )
+        logged.sort(key=lambda row: (row.block, row.position))
+        return logged
+
+    def _transfer_moves(self, log: dict[str, Any], address: str) -> list[tuple[str, int, str]]:
+        if log["symbol"] != self.symbol:
+            return []
+        amount = int(log["amount"])
+        moves = []
+        if log["from"] == address:
+            kind = "withdrawal" if log["to"] == self.emsp.address else "transfer-out"
+            moves.append((kind, -amount, log["to"] or ""))
+        if log["to"] == address:
+            moves.append(
+                ("topup" if log["from"] is None else "transfer-in", amount, log["from"] or "")
+            )
+        return moves
+
+    def _escrow_moves(
+        self, log: dict[str, Any], record: dict[str, Any] | None, address: str
     ) -> list[tuple[str, int, str]]:
-        event = log["event"]
-        if event == "Transfer" and log.get("symbol") == self.symbol:
-            amount = int(log["amount"])
-            if log["to"] == address:
-                return [("topup" if log["from"] is None else "transfer-in", amount, log["from"])]
-            if log["from"] == address:
-                kind = "withdrawal" if log["to"] == self.emsp.address else "transfer-out"
-                return [(kind, -amount, log["to"] or "")]
+        """What one escrow event did to `address`'s balance; the escrow's record names its
+        parties, which its settlement's event does not."""
+        if record is None or record["symbol"] != self.symbol:
             return []
-        opened = escrows.get(log.get("escrowId", ""))
-        if opened is None or opened["symbol"] != self.symbol:
-            return []
-        escrow_id = log["escrowId"]
-        if event == "EscrowOpened":
-            return [("escrow", -int(log["amount"]), escrow_id)] if log["payer"] == address else []
+        event, escrow_id = log["event"], log["escrowId"]
         moves: list[tuple[str, int, str]] = []
-        if event == "EscrowSettled":
-            if opened["payee"] == address and int(log["payeeAmount"]):
-                moves.append(("payment", int(log["payeeAmount"]), escrow_id))
-            if log["feePayee"] == address and int(log["feeAmount"]):
-                moves.append(("fee", int(log["feeAmount"]), escrow_id))
-            if opened["payer"] == address and int(log["refund"]):
-                moves.append(("refund", int(log["refund"]), escrow_id))
-        elif event == "EscrowRefunded" and opened["payer"] == address:
+        if event == "EscrowOpened" and record["payer"] == address:
+            moves.append(("escrow", -int(log["amount"]), escrow_id))
+        elif event == "EscrowSettled":
+            for kind, party, amount in (
+                ("payment", record["payee"], log["payeeAmount"]),
+                ("fee", log["feePayee"], log["feeAmount"]),
+                ("refund", record["payer"], log["refund"]),
+            ):
+                if party == address and int(amount):
+                    moves.append((kind, int(amount), escrow_id))
+        elif event == "EscrowRefunded" and record["payer"] == address:
             moves.append(("refund", int(log["amount"]), escrow_id))
         return moves
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """A successful transaction's place, time and logs (the local engine's log shape)."""
+
+    tx_hash: str
+    block: int
+    position: int
+    at: datetime
+    logs: list[dict[str, Any]]
 
 
 def _submitter_cache(ledger: Ledger) -> Callable[[Account], Submitter]:

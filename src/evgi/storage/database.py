@@ -34,7 +34,11 @@ def create_database_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        # Threads that read at once (HTTP handlers, validators) each hold a connection: with
+        # fewer pooled than that, the overflow is opened, set up and closed on every read.
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False}, pool_size=16, max_overflow=32
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine
@@ -15,6 +15,9 @@ from evgi.core.clock import SystemClock
 from evgi.core.events import EventBus
 from evgi.csms import Csms
 from evgi.storage import open_database
+
+if TYPE_CHECKING:
+    from tests.csms.pnc_scene import Scene
 
 PASSWORD = "correct-horse-battery"
 
@@ -57,3 +60,13 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 @pytest.fixture
 def harness_any_db(db: Engine, tmp_path: Path) -> Harness:
     return Harness(db, tmp_path)
+
+
+@pytest.fixture
+def scene(tmp_path: Path, db_url: str) -> Iterator[Scene]:
+    """The Plug & Charge scene (`tests.csms.pnc_scene`, which builds on `Harness`) on each
+    backend."""
+    from tests.csms.pnc_scene import open_scene
+
+    with open_scene(tmp_path, db_url) as opened:
+        yield opened

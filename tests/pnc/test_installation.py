@@ -18,16 +18,20 @@ from evgi.pnc import (
     CertificateAuthority,
     CertificateInstallationResponse,
     CertificateProfile,
+    CertificateUpdateRequest,
     ContractKey,
     InstallationError,
+    InstalledContract,
     IssuedCertificate,
     KeyProfile,
     generate_contract_key,
     install_contract,
     open_contract_key,
     seal_contract_key,
+    seal_contract_update,
     sign_installation,
     subject_name,
+    update_contract,
 )
 
 ALGORITHMS = {
@@ -83,7 +87,10 @@ def _key(issued: IssuedCertificate) -> ContractKey:
 
 @pytest.fixture(params=list(KeyProfile), ids=[p.value for p in KeyProfile])
 def ecosystem(request: pytest.FixtureRequest, tmp_path: Path) -> Ecosystem:
-    profile: KeyProfile = request.param
+    return make_ecosystem(request.param, tmp_path)
+
+
+def make_ecosystem(profile: KeyProfile, tmp_path: Path) -> Ecosystem:
     algorithm = ALGORITHMS[profile]
     root = CertificateAuthority.create(
         tmp_path / "v2g", subject_name("V2G Root", "Example"), key_algorithm=algorithm
@@ -240,3 +247,74 @@ def test_malformed_json_is_named() -> None:
                 "signature": "",
             }
         )
+
+
+def test_update_seals_the_new_key_for_the_current_contract(tmp_path: Path) -> None:
+    """ISO 15118-2's CertificateUpdate: the request signed with the current contract key, the
+    new key readable with that key alone ([V2G2-818]), not with the provisioning key."""
+    ecosystem = make_ecosystem(KeyProfile.ISO15118_2, tmp_path)
+    vehicle = ecosystem.vehicle()
+    roots = [ecosystem.v2g_root.certificate]
+    current = install_contract(ecosystem.contract(vehicle), vehicle.key, PCID, roots)
+
+    request = CertificateUpdateRequest.from_json(current.update_request().to_json())
+    request.verify()
+    assert request.emaid == EMAID and request.contract_chain == current.chain
+
+    key = generate_contract_key(KeyProfile.ISO15118_2)
+    certificate = ecosystem.mo.issue(
+        subject_name(EMAID, "Example MO"), LEAF, key.public_key()
+    ).certificate
+    sealed = seal_contract_update(key, certificate, request.contract_chain[0])
+    response = sign_installation(
+        (certificate, ecosystem.mo.certificate),
+        sealed,
+        _key(ecosystem.cps),
+        (ecosystem.cps.certificate,),
+    )
+    updated = update_contract(
+        CertificateInstallationResponse.from_json(response.to_json()), current, roots
+    )
+    assert updated.emaid == EMAID and updated.chain[0] == certificate
+    assert updated.private_key.public_key() == key.public_key()
+    # Sealed for the contract key: neither the provisioning key nor another contract opens it.
+    with pytest.raises(InstallationError, match="altered or sealed for another vehicle"):
+        install_contract(response, vehicle.key, PCID, roots)
+    stranger = InstalledContract(EMAID, current.chain, generate_contract_key(KeyProfile.ISO15118_2))
+    with pytest.raises(InstallationError, match="altered or sealed for another vehicle"):
+        update_contract(response, stranger, roots)
+
+
+def test_update_requests_must_be_signed_by_the_contract_key(tmp_path: Path) -> None:
+    ecosystem = make_ecosystem(KeyProfile.ISO15118_2, tmp_path)
+    vehicle = ecosystem.vehicle()
+    roots = [ecosystem.v2g_root.certificate]
+    current = install_contract(ecosystem.contract(vehicle), vehicle.key, PCID, roots)
+    body = current.update_request().to_json()
+    # Another key's signature, and the request altered after signing, are both refused.
+    forged = InstalledContract(EMAID, current.chain, generate_contract_key(KeyProfile.ISO15118_2))
+    for request in (
+        forged.update_request(),
+        CertificateUpdateRequest.from_json({**body, "emaid": "DEABCC0NTRACT2"}),
+    ):
+        with pytest.raises(InstallationError, match="not signed with its contract key"):
+            request.verify()
+    with pytest.raises(InstallationError, match="lacks signature"):
+        CertificateUpdateRequest.from_json({k: v for k, v in body.items() if k != "signature"})
+    with pytest.raises(InstallationError, match="eMAID"):
+        CertificateUpdateRequest.from_json({**body, "emaid": "not an eMAID"})
+
+
+@pytest.mark.parametrize(
+    "profile", [KeyProfile.ISO15118_20_SECP521R1, KeyProfile.ISO15118_20_ED448]
+)
+def test_only_iso15118_2_updates(profile: KeyProfile, tmp_path: Path) -> None:
+    """ISO 15118-20 has no CertificateUpdate: its vehicles install the new contract."""
+    mo = CertificateAuthority.create(
+        tmp_path / "mo", subject_name("MO Root", "MO"), key_algorithm=ALGORITHMS[profile]
+    )
+    old_key, key = generate_contract_key(profile), generate_contract_key(profile)
+    current = mo.issue(subject_name(EMAID, "MO"), LEAF, old_key.public_key()).certificate
+    renewed = mo.issue(subject_name(EMAID, "MO"), LEAF, key.public_key()).certificate
+    with pytest.raises(InstallationError, match="only ISO 15118-2 updates"):
+        seal_contract_update(key, renewed, current)

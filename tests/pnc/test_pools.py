@@ -9,22 +9,36 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from evgi.core import emaid_check_digit
 from evgi.pnc import (
     CertificateAuthority,
     CertificateInstallationResponse,
+    CertificatePools,
+    CertificateUpdateRequest,
+    ChainRefused,
     ContractKey,
+    ContractRenewal,
+    InstallationError,
+    InstalledContract,
     IssuedChain,
     KeyProfile,
+    NoContract,
+    PoolClient,
+    PoolRole,
     generate_contract_key,
     install_contract,
     seal_contract_key,
+    seal_contract_update,
     subject_name,
+    update_contract,
 )
 from evgi.pnc.hierarchy import LEAF_PROFILES, LeafRole
+from evgi.storage.pools import PoolStore
 from tests.pnc.pool_scene import PoolScene, der64, pool_fixture  # noqa: F401 (the fixture)
 
 QA_ROOT = (
@@ -349,3 +363,115 @@ def test_refusals_name_the_problem_and_lose_nothing(pool: PoolScene, tmp_path: P
     assert scene.call("GET", f"/opcp/v1/contracts/{PCID}", "emsp").json() == []
     assert scene.call("DELETE", provisioning, "oem").status_code == 204
     refused(scene.call("GET", provisioning, "emsp"), 404, "unknown_pcid")
+
+
+def der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+class Emsp:
+    """An eMSP storing contracts in the pools directly, as the routes do for it."""
+
+    def __init__(self, pools: CertificatePools, client: PoolClient, vehicle: Vehicle) -> None:
+        self.pools, self.client, self.vehicle = pools, client, vehicle
+
+    def contract(self, emaid: str, priority: int, renews: IssuedChain | None = None) -> IssuedChain:
+        """A new contract for the vehicle; as a renewal of `renews`, also sealed for its key."""
+        key = generate_contract_key(KeyProfile.ISO15118_2)
+        issued = self.pools.hierarchies.issue_contract(emaid, key.public_key())
+        sealed = seal_contract_key(key, issued.certificate, self.vehicle.issued.certificate)
+        renewal = None
+        if renews is not None:
+            update = seal_contract_update(key, issued.certificate, renews.certificate)
+            renewal = ContractRenewal(der(renews.certificate), update)
+        chain = [der(c) for c in issued.chain]
+        pcid = self.vehicle.pcid
+        self.pools.store_contract(self.client, pcid, emaid, chain, sealed, priority, renewal)
+        return issued
+
+
+def test_contract_update_and_several_contracts(pool: PoolScene) -> None:
+    """CertificateUpdateReq answered with the successor an eMSP stored for exactly the
+    contract the vehicle holds, sealed for that contract's key; MaximumContractCertificateChains
+    answered with the vehicle's contracts in its order and a count of the rest."""
+    scene = pool
+    pools = CertificatePools(PoolStore(scene.hierarchies.store.engine), scene.hierarchies)
+    try:
+        pools.adopt_hierarchies()
+        oem, _ = pools.register_client("oem-renewals", PoolRole.OEM)
+        client, _ = pools.register_client("emsp-renewals", PoolRole.EMSP)
+        pcid = "WMIV2GPROVTEST0061"
+        vehicle = Vehicle(scene, pcid, KeyProfile.ISO15118_2)
+        pools.publish_provisioning(oem, pcid, [der(c) for c in vehicle.issued.chain])
+        emsp = Emsp(pools, client, vehicle)
+        emaid_3 = emaid("DEXYZC0NTRACT3")
+        first = emsp.contract(EMAID_1, 1)
+        emsp.contract(EMAID_2, 2)
+        emsp.contract(emaid_3, 3)
+        provisioning = der(vehicle.issued.certificate)
+
+        def chosen(maximum: int, wanted: list[str] | None = None) -> tuple[list[str], int]:
+            selection = pools.certificate_installations(provisioning, (), wanted or (), maximum)
+            return [c.emaid for c in selection.contracts], selection.remaining
+
+        assert chosen(1) == ([EMAID_1], 2)
+        assert chosen(2) == ([EMAID_1, EMAID_2], 1)
+        assert chosen(8) == ([EMAID_1, EMAID_2, emaid_3], 0)
+        assert chosen(2, [emaid_3]) == ([emaid_3, EMAID_1], 1)
+        pools.record_consent(oem, pcid, EMAID_2, "driver-61")
+        assert chosen(3, [emaid_3]) == ([emaid_3, EMAID_2, EMAID_1], 0)
+        with pytest.raises(InstallationError, match="one contract or more"):
+            chosen(0)
+
+        roots = [scene.root("v2g-a")]
+        response = pools.certificate_installation(provisioning, (), [EMAID_1])
+        current = install_contract(response, vehicle.key, pcid, roots)
+        assert current.chain[0] == first.certificate
+        # No successor stored yet; then the eMSP renews the contract.
+        with pytest.raises(NoContract, match="no eMSP stored a successor"):
+            pools.certificate_update(current.update_request())
+        renewed = emsp.contract(EMAID_1, 1, renews=first)
+        request = CertificateUpdateRequest.from_json(current.update_request().to_json())
+        updated = update_contract(pools.certificate_update(request), current, roots)
+        assert updated.emaid == EMAID_1 and updated.chain[0] == renewed.certificate
+        # A vehicle installing afresh gets the renewed contract, for its provisioning key.
+        fresh = pools.certificate_installation(provisioning, (), [EMAID_1])
+        assert install_contract(fresh, vehicle.key, pcid, roots).chain[0] == renewed.certificate
+
+        # Refused: another key's signature, a chain naming another eMAID, the renewed
+        # contract (no successor of its own), the old contract once revoked.
+        stranger = InstalledContract(
+            EMAID_1, current.chain, generate_contract_key(KeyProfile.ISO15118_2)
+        )
+        with pytest.raises(InstallationError, match="not signed with its contract key"):
+            pools.certificate_update(stranger.update_request())
+        misnamed = InstalledContract(EMAID_2, current.chain, current.private_key)
+        with pytest.raises(InstallationError, match="names eMAID"):
+            pools.certificate_update(misnamed.update_request())
+        with pytest.raises(NoContract):
+            pools.certificate_update(updated.update_request())
+        scene.hierarchies.revoke(first.issuer, first.certificate.serial_number)
+        with pytest.raises(ChainRefused, match="CertificateRevoked"):
+            pools.certificate_update(current.update_request())
+
+        # A renewal must keep the eMAID and replace another certificate; nothing is stored.
+        before = [(c.emaid, c.signed_data) for c in pools.contracts(pcid)]
+        with pytest.raises(InstallationError, match="keeps the eMAID"):
+            emsp.contract(EMAID_2, 2, renews=renewed)
+        key = generate_contract_key(KeyProfile.ISO15118_2)
+        itself = scene.hierarchies.issue_contract(EMAID_1, key.public_key())
+        sealed = seal_contract_key(key, itself.certificate, vehicle.issued.certificate)
+        update = seal_contract_update(key, itself.certificate, itself.certificate)
+        with pytest.raises(InstallationError, match="cannot succeed itself"):
+            pools.store_contract(
+                client,
+                pcid,
+                EMAID_1,
+                [der(c) for c in itself.chain],
+                sealed,
+                1,
+                ContractRenewal(der(itself.certificate), update),
+            )
+        assert [(c.emaid, c.signed_data) for c in pools.contracts(pcid)] == before
+    finally:
+        pools.close()

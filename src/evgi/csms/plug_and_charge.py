@@ -3,7 +3,8 @@ certificate management) and C07 (authorization by contract certificate), and OCP
 the Plug & Charge DataTransfer messages of vendor "org.openchargealliance.iso15118pnc", whose
 data is the JSON of the 2.0.1 message of the same name.
 
-ISO 15118 carries CertificateInstallationReq/Res as EXI, and OCPP relays them base64-encoded in
+ISO 15118 carries CertificateInstallationReq/Res (and -2's CertificateUpdateReq/Res, whose
+request is `evgi.pnc.CertificateUpdateRequest`) as EXI, and OCPP relays them base64-encoded in
 exiRequest/exiResponse. No maintained Python EXI codec for the ISO 15118 schemas runs without a
 Java runtime, so these fields carry the JSON form the certificate pools use (`api/opcp.py`:
 certificates as base64 DER, keys and signatures as base64 bytes), DEFLATE-compressed (zlib)
@@ -27,6 +28,7 @@ from typing import Any
 import fastjsonschema
 import httpx
 import structlog
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
@@ -39,14 +41,19 @@ from evgi.csms.authorization import TokenDecision
 from evgi.csms.charge_point import ChargePoint, on
 from evgi.csms.connection import to_camel_case, to_snake_case
 from evgi.csms.errors import StationCallError, UnsupportedCommand
+from evgi.csms.metering import format_time
 from evgi.csms.protocol import DIALECTS, CallFailure, OcppVersion
 from evgi.csms.schemas import Schemas, schema_error
 from evgi.pnc import (
     OCSP_REQUEST_TYPE,
+    Authority,
     AuthorizeCertificateStatus,
     Branch,
     CertificateError,
+    CertificateInstallationResponse,
     CertificatePools,
+    CertificateStatus,
+    CertificateUpdateRequest,
     ChainValidator,
     ContractState,
     Hierarchies,
@@ -76,6 +83,16 @@ _HASH_ALGORITHMS = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA51
 _EV_EMAIDS = next(iter(to_snake_case({"prioritizedEMAIDs": None})))
 # The idTokenInfo status that goes with a refused contract certificate.
 _TOKEN_STATUS = {AuthorizeCertificateStatus.CERTIFICATE_EXPIRED: "Expired"}
+# 2.1's exiResponse limit: the contracts an EV asked for beyond it are left to further requests.
+_EXI_RESPONSE_LIMIT = 17_000
+# GetCertificateChainStatus has no statusInfo: the reason for a Failed entry travels in the
+# entry's customData, under this vendor id.
+CUSTOM_DATA_VENDOR = "evgi"
+_CHAIN_STATUS = {
+    CertificateStatus.GOOD: "Good",
+    CertificateStatus.REVOKED: "Revoked",
+    CertificateStatus.UNKNOWN: "Unknown",
+}
 
 log = structlog.get_logger(__name__)
 _schemas = Schemas()
@@ -130,22 +147,44 @@ class PlugAndChargeServices:
 
     # -- block M: contract installation and OCSP --------------------------------------------
 
-    def installation(self, exi_request: str, prioritized_emaids: Sequence[str] = ()) -> str:
+    def installation(
+        self,
+        exi_request: str,
+        prioritized_emaids: Sequence[str] = (),
+        maximum: int | None = None,
+    ) -> tuple[str, int]:
         """The pool's CertificateInstallationRes for a relayed CertificateInstallationReq,
-        both in the encoding the module describes. The EV's prioritized eMAIDs are those OCPP
-        2.1 carries beside the request if it does, else those in the request (ISO 15118-20)."""
+        both in the encoding the module describes, and how many more contracts the pool holds
+        for the vehicle. The EV's prioritized eMAIDs are those OCPP 2.1 carries beside the
+        request if it does, else those in the request (ISO 15118-20). An EV that asks for up
+        to `maximum` contracts (2.1's maximumContractCertificateChains) gets as many as fit
+        2.1's exiResponse: the first as a single contract's response, the others under
+        "additionalContracts"."""
         body = decode_exi(exi_request)
         try:
             provisioning = base64.b64decode(body["oemProvisioningCert"], validate=True)
-            roots = [
-                RootCertificateId(str(r["x509IssuerName"]), int(r["x509SerialNumber"]))
-                for r in body.get("listOfRootCertificateIds", [])
-            ]
             emaids = list(prioritized_emaids) or [str(e) for e in body.get("prioritizedEmaids", [])]
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise PnCRefusal("InvalidRequest", f"malformed installation request: {exc!r}") from exc
-        response = self.pools.certificate_installation(provisioning, roots, emaids)
-        return encode_exi({"responseCode": "OK", **response.to_json()})
+        if maximum == 0:
+            raise PnCRefusal("InvalidRequest", "maximumContractCertificateChains 0 asks for none")
+        selection = self.pools.certificate_installations(
+            provisioning, _root_ids(body), emaids, maximum or 1
+        )
+        contracts = list(selection.contracts)
+        exi = _exi_response(contracts)
+        while len(exi) > _EXI_RESPONSE_LIMIT and len(contracts) > 1:
+            contracts.pop()
+            exi = _exi_response(contracts)
+        return exi, selection.remaining + len(selection.contracts) - len(contracts)
+
+    def update(self, exi_request: str) -> str:
+        """The pool's CertificateUpdateRes (ISO 15118-2) for a relayed CertificateUpdateReq:
+        the request is the vehicle's current contract chain and eMAID, signed with its key
+        (`CertificateUpdateRequest`), the response encoded as an installation's."""
+        body = decode_exi(exi_request)
+        request = CertificateUpdateRequest.from_json(body)
+        return _exi_response([self.pools.certificate_update(request, _root_ids(body))])
 
     async def certificate_status(self, request_data: dict[str, Any]) -> str:
         """Relay an OCSPRequestDataType to its responderURL; the DER answer as base64."""
@@ -168,6 +207,79 @@ class PlugAndChargeServices:
         if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise PnCRefusal("OCSPRefused", f"the responder refused: {answer.response_status.name}")
         return base64.b64encode(reply.content).decode()
+
+    def chain_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One entry of 2.1's GetCertificateChainStatus answered from the source the station
+        named: the OCSP responder, through the OCSP client (which checks the answer's signer
+        and nonce), or a CRL, whose signature is checked. Either needs the issuing CA's
+        certificate, so only certificates of these hierarchies' CAs are answered. Failed,
+        the reason in the entry's customData, when no checked answer came."""
+        hash_data, source = request["certificate_hash_data"], request["source"]
+        entry = {"certificate_hash_data": hash_data, "source": source}
+        try:
+            try:
+                serial = int(hash_data["serial_number"], 16)
+                authority = self._issuer(hash_data)
+            except ValueError as exc:
+                raise PnCRefusal("InvalidOCSPData", f"a hash or serial is not hex: {exc}") from exc
+            if authority is None:
+                raise PnCRefusal("UnknownIssuer", "no CA of this CSMS has these issuer hashes")
+            urls = [str(url) for url in request["urls"]]
+            if source == "OCSP":
+                status, next_update = self._ocsp_status(authority, serial, urls)
+            else:
+                status, next_update = self._crl_status(authority, serial, urls)
+        except EvgiError as exc:
+            log.info("certificate status failed", source=source, reason=exc.message)
+            custom = {"vendor_id": CUSTOM_DATA_VENDOR, **status_info(exc)}
+            now = format_time(datetime.now(UTC))
+            return {**entry, "status": "Failed", "next_update": now, "custom_data": custom}
+        return {**entry, "status": status, "next_update": format_time(next_update)}
+
+    def _ocsp_status(
+        self, authority: Authority, serial: int, urls: Sequence[str]
+    ) -> tuple[str, datetime]:
+        """The certificate's status from its responder, when the station named that one."""
+        record = self.hierarchies.store.certificate(authority.name, serial)
+        if record is None:
+            # What the CA's responder says of a serial it never issued.
+            return "Unknown", datetime.now(UTC)
+        certificate = x509.load_der_x509_certificate(record.der)
+        named = asn1_x509.Certificate.load(record.der).ocsp_urls
+        if not set(named) & set(urls):
+            raise PnCRefusal(
+                "UnknownResponder",
+                f"the certificate's responder is {', '.join(named) or 'none'}, not "
+                f"{', '.join(urls)}",
+            )
+        answer = self._ocsp.status(certificate, authority.certificate)
+        return _CHAIN_STATUS[answer.status], answer.next_update or datetime.now(UTC)
+
+    def _crl_status(
+        self, authority: Authority, serial: int, urls: Sequence[str]
+    ) -> tuple[str, datetime]:
+        """The certificate's status on the first of `urls` that serves the CA's signed,
+        current CRL."""
+        failures: list[str] = []
+        for url in urls:
+            try:
+                crl = _signed_crl(url, authority.certificate)
+            except PnCRefusal as exc:
+                failures.append(exc.message)
+                continue
+            revoked = crl.get_revoked_certificate_by_serial_number(serial)
+            next_update = crl.next_update_utc or datetime.now(UTC)
+            return ("Good" if revoked is None else "Revoked"), next_update
+        raise PnCRefusal("NoCRL", "; ".join(failures))
+
+    def _issuer(self, entry: dict[str, Any]) -> Authority | None:
+        """The CA an OCSPRequestDataType or CertificateHashDataType names by its hashes."""
+        algorithm = _HASH_ALGORITHMS[entry["hash_algorithm"]].name
+        wanted = (bytes.fromhex(entry["issuer_name_hash"]), bytes.fromhex(entry["issuer_key_hash"]))
+        for authority in self.hierarchies.authorities():
+            if issuer_hashes(authority.certificate, algorithm) == wanted:
+                return authority
+        return None
 
     # -- C07: authorization by contract certificate -----------------------------------------
 
@@ -223,13 +335,11 @@ class PlugAndChargeServices:
 
     def _record(self, entry: dict[str, Any]) -> CertificateRecord | None:
         """The certificate an OCSPRequestDataType names, as the CA that issued it recorded it."""
-        algorithm = _HASH_ALGORITHMS[entry["hash_algorithm"]].name
-        wanted = (bytes.fromhex(entry["issuer_name_hash"]), bytes.fromhex(entry["issuer_key_hash"]))
         serial = int(entry["serial_number"], 16)
-        for authority in self.hierarchies.authorities():
-            if issuer_hashes(authority.certificate, algorithm) == wanted:
-                return self.hierarchies.store.certificate(authority.name, serial)
-        return None
+        authority = self._issuer(entry)
+        if authority is None:
+            return None
+        return self.hierarchies.store.certificate(authority.name, serial)
 
 
 _services: weakref.WeakKeyDictionary[ChargingStore, PlugAndChargeServices] = (
@@ -263,6 +373,48 @@ def decode_exi(value: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise PnCRefusal("InvalidEXI", "the document is not a JSON object")
     return body
+
+
+def _exi_response(contracts: Sequence[CertificateInstallationResponse]) -> str:
+    """The exiResponse of one contract, or of several (the others as "additionalContracts")."""
+    first, *others = contracts
+    body = {"responseCode": "OK", **first.to_json()}
+    if others:
+        body["additionalContracts"] = [contract.to_json() for contract in others]
+    return encode_exi(body)
+
+
+def _root_ids(body: dict[str, Any]) -> list[RootCertificateId]:
+    """ListOfRootCertificateIDs of an installation or update request: the V2G roots the
+    vehicle trusts."""
+    try:
+        return [
+            RootCertificateId(str(r["x509IssuerName"]), int(r["x509SerialNumber"]))
+            for r in body.get("listOfRootCertificateIds", [])
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PnCRefusal("InvalidRequest", f"malformed listOfRootCertificateIds: {exc!r}") from exc
+
+
+def _signed_crl(url: str, issuer: x509.Certificate) -> x509.CertificateRevocationList:
+    """The current CRL `issuer` signed, as served at `url`."""
+    if not url.startswith(("http://", "https://")):
+        raise PnCRefusal("InvalidURL", f"{url!r} is not an HTTP(S) URL")
+    try:
+        reply = httpx.get(url, timeout=OCSP_RELAY_TIMEOUT)
+        reply.raise_for_status()
+        crl = x509.load_der_x509_crl(reply.content)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PnCRefusal("NoCRL", f"no CRL from {url}: {exc}") from exc
+    key = issuer.public_key()
+    signed = isinstance(key, PublicKey) and crl.is_signature_valid(key)
+    if crl.issuer != issuer.subject or not signed:
+        raise PnCRefusal(
+            "NoCRL", f"the CRL at {url} is not signed by {issuer.subject.rfc4514_string()}"
+        )
+    if crl.next_update_utc is not None and crl.next_update_utc < datetime.now(UTC):
+        raise PnCRefusal("NoCRL", f"the CRL at {url} is stale")
+    return crl
 
 
 def ocsp_request(request_data: dict[str, Any]) -> ocsp.OCSPRequest:
@@ -310,15 +462,41 @@ def _reason(code: str) -> str:
 
 
 async def get_15118_ev_certificate(
-    charge_point: ChargePoint, exi_request: str, prioritized_emaids: Sequence[str] = ()
+    charge_point: ChargePoint,
+    exi_request: str,
+    prioritized_emaids: Sequence[str] = (),
+    action: str = "Install",
+    maximum: int | None = None,
 ) -> dict[str, Any]:
+    """M01 (Install) or M02 (Update); `maximum` is 2.1's maximumContractCertificateChains,
+    answered with remainingContracts."""
     services = plug_and_charge(charge_point)
+    remaining: int | None = None
     try:
-        exi = await asyncio.to_thread(services.installation, exi_request, prioritized_emaids)
+        if action == "Update":
+            exi = await asyncio.to_thread(services.update, exi_request)
+        else:
+            exi, remaining = await asyncio.to_thread(
+                services.installation, exi_request, prioritized_emaids, maximum
+            )
     except EvgiError as exc:
-        log.info("contract installation refused", station=charge_point.id, reason=exc.message)
+        log.info(
+            "contract request refused", action=action, station=charge_point.id, reason=exc.message
+        )
         return {"status": "Failed", "exi_response": "", "status_info": status_info(exc)}
-    return {"status": "Accepted", "exi_response": exi}
+    answer: dict[str, Any] = {"status": "Accepted", "exi_response": exi}
+    if maximum is not None and remaining is not None:
+        answer["remaining_contracts"] = remaining
+    return answer
+
+
+async def get_certificate_chain_status(
+    charge_point: ChargePoint, requests: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """2.1's GetCertificateChainStatus: each entry's status, asked for at the same time."""
+    services = plug_and_charge(charge_point)
+    entries = (asyncio.to_thread(services.chain_status, r) for r in requests)
+    return list(await asyncio.gather(*entries))
 
 
 async def get_certificate_status(
@@ -378,8 +556,14 @@ class PlugAndCharge(ChargePoint):
     answered by the security and authorization blocks through this module."""
 
     @on(Action.get_15118_ev_certificate)
-    async def on_get_15118_ev_certificate(self, exi_request: str, **body: Any) -> Any:
-        answer = await get_15118_ev_certificate(self, exi_request, body.get(_EV_EMAIDS) or ())
+    async def on_get_15118_ev_certificate(self, exi_request: str, action: str, **body: Any) -> Any:
+        answer = await get_15118_ev_certificate(
+            self,
+            exi_request,
+            body.get(_EV_EMAIDS) or (),
+            action,
+            body.get("maximum_contract_certificate_chains"),
+        )
         return self.dialect.call_result.Get15118EVCertificate(**answer)
 
     @on(Action.get_certificate_status)
@@ -446,7 +630,9 @@ async def pnc_data_transfer(
     request = to_snake_case(payload)
     answer: dict[str, Any]
     if message_id == "Get15118EVCertificate":
-        answer = await get_15118_ev_certificate(charge_point, request["exi_request"])
+        answer = await get_15118_ev_certificate(
+            charge_point, request["exi_request"], action=request["action"]
+        )
     elif message_id == "GetCertificateStatus":
         answer = await get_certificate_status(charge_point, request["ocsp_request_data"])
     elif message_id == "SignCertificate":

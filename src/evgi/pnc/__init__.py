@@ -47,6 +47,7 @@ from evgi.pnc.hierarchy import (
 )
 from evgi.pnc.installation import (
     CertificateInstallationResponse,
+    CertificateUpdateRequest,
     ContractKey,
     EncryptedContractKey,
     InstallationError,
@@ -64,7 +65,9 @@ from evgi.pnc.installation import (
     provisioning_pcid,
     same_contract,
     seal_contract_key,
+    seal_contract_update,
     sign_installation,
+    update_contract,
 )
 from evgi.pnc.ocsp import (
     OCSP_REQUEST_TYPE,
@@ -80,6 +83,8 @@ from evgi.pnc.pools import (
     CertificatePools,
     ChainRefused,
     Consent,
+    ContractRenewal,
+    ContractSelection,
     CpsSigner,
     NoContract,
     PoolClient,
@@ -121,11 +126,14 @@ __all__ = [
     "CertificatePools",
     "CertificateProfile",
     "CertificateStatus",
+    "CertificateUpdateRequest",
     "ChainRefused",
     "ChainValidator",
     "ChainVerdict",
     "Consent",
     "ContractKey",
+    "ContractRenewal",
+    "ContractSelection",
     "ContractState",
     "CpsSigner",
     "EncryptedContractKey",
@@ -180,6 +188,8 @@ __all__ = [
     "read_csr",
     "same_contract",
     "seal_contract_key",
+    "seal_contract_update",
     "sign_installation",
     "subject_name",
+    "update_contract",
 ]

@@ -19,6 +19,10 @@ Three key profiles, chosen by the key of the vehicle's OEM provisioning certific
   key is the RFC 8032 seed, whose 57th byte is zero so that its 448 bits fit the 56-byte field:
   IV (12) || ciphertext (56) || tag (16).
 
+A contract renewed under -2 reaches a vehicle holding its predecessor as a CertificateUpdateRes:
+the same ECDH, KDF and cipher, against the key of the contract it replaces ([V2G2-818]), and
+asked for by a CertificateUpdateReq signed with that key. ISO 15118-20 has no update.
+
 The secondary actor's signature (the CPS leaf's) covers the contract chain, the encrypted key,
 the DH public key and the eMAID. ISO 15118 signs their EXI encoding; no maintained Python EXI
 codec for the ISO 15118 schemas runs without a Java runtime, so the signature covers the
@@ -163,29 +167,53 @@ def seal_contract_key(
     The contract key must belong to the contract certificate and share the provisioning key's
     profile: a vehicle speaks one profile for both.
     """
-    profile = key_profile(provisioning_certificate.public_key())
+    pcid = provisioning_pcid(provisioning_certificate)
+    return _seal(contract_key, contract_certificate, provisioning_certificate.public_key(), pcid)
+
+
+def seal_contract_update(
+    contract_key: ContractKey,
+    contract_certificate: x509.Certificate,
+    current_contract: x509.Certificate,
+) -> EncryptedContractKey:
+    """Encrypt a renewed contract's key for the vehicle holding `current_contract`: [V2G2-818]
+    agrees the key of a CertificateUpdateRes with the key of the contract it replaces. ISO
+    15118-2 only: -20 has no CertificateUpdate (a -20 vehicle installs its new contract)."""
+    if key_profile(current_contract.public_key()) is not KeyProfile.ISO15118_2:
+        raise InstallationError(
+            "only ISO 15118-2 updates a contract (CertificateUpdateReq); under -20 the vehicle "
+            "installs the new one"
+        )
+    return _seal(contract_key, contract_certificate, current_contract.public_key(), None)
+
+
+def _seal(
+    contract_key: ContractKey,
+    contract_certificate: x509.Certificate,
+    recipient: object,
+    pcid: str | None,
+) -> EncryptedContractKey:
+    """ECDH with the recipient's static key (a provisioning key, or the contract key being
+    replaced), then the profile's KDF and cipher; `pcid` feeds -20's AAD."""
+    profile = key_profile(recipient)
     if key_profile(contract_key) is not profile:
         raise InstallationError(
-            f"the contract key is {key_profile(contract_key)}, the vehicle's provisioning key "
+            f"the contract key is {key_profile(contract_key)}, the vehicle's key "
             f"{profile}: both must share one profile"
         )
     if contract_certificate.public_key() != contract_key.public_key():
         raise InstallationError("the contract key does not belong to the contract certificate")
-    pcid = provisioning_pcid(provisioning_certificate)
-    aad = _aad(pcid, contract_certificate)
     plain = _private_scalar(contract_key)
-    if profile is KeyProfile.ISO15118_20_ED448:
+    if isinstance(recipient, ed448.Ed448PublicKey):
         ephemeral_x = x448.X448PrivateKey.generate()
-        vehicle = _x448_public(provisioning_certificate.public_key())
-        secret = ephemeral_x.exchange(vehicle)
+        secret = ephemeral_x.exchange(_x448_public(recipient))
         dh_public = ephemeral_x.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
     else:
-        vehicle_ec = provisioning_certificate.public_key()
-        assert isinstance(vehicle_ec, ec.EllipticCurvePublicKey)  # key_profile checked it
-        ephemeral = ec.generate_private_key(vehicle_ec.curve)
-        secret = ephemeral.exchange(ec.ECDH(), vehicle_ec)
+        assert isinstance(recipient, ec.EllipticCurvePublicKey)  # key_profile checked it
+        ephemeral = ec.generate_private_key(recipient.curve)
+        secret = ephemeral.exchange(ec.ECDH(), recipient)
         dh_public = ephemeral.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
@@ -195,8 +223,9 @@ def seal_contract_key(
         encryptor = Cipher(algorithms.AES(session_key), modes.CBC(iv)).encryptor()
         encrypted = iv + encryptor.update(plain) + encryptor.finalize()
     else:
+        assert pcid is not None  # seal_contract_update takes -2 keys only
         iv = os.urandom(_GCM_IV)
-        encrypted = iv + AESGCM(session_key).encrypt(iv, plain, aad)
+        encrypted = iv + AESGCM(session_key).encrypt(iv, plain, _aad(pcid, contract_certificate))
     return EncryptedContractKey(profile, encrypted, dh_public)
 
 
@@ -208,7 +237,17 @@ def open_contract_key(
 ) -> ContractKey:
     """The vehicle's side: decrypt with its provisioning key, and refuse a key that does not
     belong to the contract certificate (the only check -2's unauthenticated CBC allows)."""
-    profile = key_profile(provisioning_key)
+    return _open(sealed, provisioning_key, contract_certificate, pcid)
+
+
+def _open(
+    sealed: EncryptedContractKey,
+    recipient_key: ContractKey,
+    contract_certificate: x509.Certificate,
+    pcid: str | None,
+) -> ContractKey:
+    """Decrypt with the key the contract was sealed for (`_seal`); `pcid` feeds -20's AAD."""
+    profile = key_profile(recipient_key)
     if sealed.profile is not profile:
         raise InstallationError(
             f"the contract key was sealed for {sealed.profile}; this vehicle's key is {profile}"
@@ -224,14 +263,14 @@ def open_contract_key(
             f"{profile} carries {profile.dh_public_length}"
         )
     try:
-        if isinstance(provisioning_key, ed448.Ed448PrivateKey):
+        if isinstance(recipient_key, ed448.Ed448PrivateKey):
             peer_x = x448.X448PublicKey.from_public_bytes(sealed.dh_public_key)
-            secret = _x448_private(provisioning_key).exchange(peer_x)
+            secret = _x448_private(recipient_key).exchange(peer_x)
         else:
             peer = ec.EllipticCurvePublicKey.from_encoded_point(
-                provisioning_key.curve, sealed.dh_public_key
+                recipient_key.curve, sealed.dh_public_key
             )
-            secret = provisioning_key.exchange(ec.ECDH(), peer)
+            secret = recipient_key.exchange(ec.ECDH(), peer)
     except ValueError as exc:
         raise InstallationError(f"the DH public key is not a point of {profile}: {exc}") from exc
     session_key = _session_key(profile, secret)
@@ -240,6 +279,8 @@ def open_contract_key(
         decryptor = Cipher(algorithms.AES(session_key), modes.CBC(data[:_CBC_IV])).decryptor()
         plain = decryptor.update(data[_CBC_IV:]) + decryptor.finalize()
     else:
+        if pcid is None:
+            raise InstallationError(f"a {profile} contract is installed, never updated")
         try:
             plain = AESGCM(session_key).decrypt(
                 data[:_GCM_IV], data[_GCM_IV:], _aad(checked_pcid(pcid), contract_certificate)
@@ -385,6 +426,55 @@ class InstalledContract:
         """AuthorizationReq's GenChallenge, signed with the contract key (-2 [V2G2-684])."""
         return _sign(self.private_key, challenge)
 
+    def update_request(self) -> CertificateUpdateRequest:
+        """CertificateUpdateReq for this contract, signed with its key."""
+        content = _update_content(self.chain, self.emaid)
+        return CertificateUpdateRequest(self.chain, self.emaid, _sign(self.private_key, content))
+
+
+@dataclass(frozen=True)
+class CertificateUpdateRequest:
+    """The -2 CertificateUpdateReq: the vehicle's current contract chain and eMAID, signed with
+    the current contract key, so that only the contract's holder asks for its successor (the
+    RFC 8785 canonical JSON of both is what is signed, as for the CPS's signature)."""
+
+    contract_chain: tuple[x509.Certificate, ...]
+    emaid: str
+    signature: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contractSignatureCertChain": _chain_json(self.contract_chain),
+            "emaid": self.emaid,
+            "signature": _b64(self.signature),
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> CertificateUpdateRequest:
+        try:
+            chain = parse_chain(body["contractSignatureCertChain"])
+            emaid = body["emaid"]
+            signature = _unb64(body["signature"])
+        except KeyError as exc:
+            raise InstallationError(f"the update request lacks {exc.args[0]}") from exc
+        if not isinstance(emaid, str):
+            raise InstallationError("emaid must be a string")
+        checked_emaid(emaid)  # kept as sent: the signature covers that spelling
+        return cls(chain, emaid, signature)
+
+    def verify(self) -> None:
+        """Refuse a request its contract key did not sign."""
+        try:
+            _verify(
+                self.contract_chain[0].public_key(),
+                self.signature,
+                _update_content(self.contract_chain, self.emaid),
+            )
+        except SignatureError as exc:
+            raise InstallationError(
+                f"the update request is not signed with its contract key: {exc.message}"
+            ) from exc
+
 
 def install_contract(
     response: CertificateInstallationResponse,
@@ -394,6 +484,28 @@ def install_contract(
 ) -> InstalledContract:
     """The vehicle's side of installation: trust the CPS chain to one of its V2G roots, check
     the signature and the eMAID, decrypt the contract key."""
+    emaid = _trusted_emaid(response, v2g_roots)
+    key = open_contract_key(response.sealed_key, provisioning_key, response.contract_chain[0], pcid)
+    return InstalledContract(emaid, response.contract_chain, key)
+
+
+def update_contract(
+    response: CertificateInstallationResponse,
+    current: InstalledContract,
+    v2g_roots: Sequence[x509.Certificate],
+) -> InstalledContract:
+    """The vehicle's side of update (CertificateUpdateRes): checked as an installation, the
+    new key decrypted with the current contract's ([V2G2-818])."""
+    emaid = _trusted_emaid(response, v2g_roots)
+    key = _open(response.sealed_key, current.private_key, response.contract_chain[0], None)
+    return InstalledContract(emaid, response.contract_chain, key)
+
+
+def _trusted_emaid(
+    response: CertificateInstallationResponse, v2g_roots: Sequence[x509.Certificate]
+) -> str:
+    """The eMAID of contract data whose CPS chain ends at one of `v2g_roots`, whose CPS
+    signature verifies and whose eMAID is its certificate's."""
     verdict = ChainValidator(v2g_roots).validate(LeafRole.CPS, response.sa_chain)
     if not verdict.accepted:
         raise InstallationError(f"the CPS chain is refused ({verdict.status}): {verdict.message}")
@@ -406,8 +518,7 @@ def install_contract(
         raise InstallationError(
             f"the response names eMAID {response.emaid}, its contract certificate {emaid}"
         )
-    key = open_contract_key(response.sealed_key, provisioning_key, response.contract_chain[0], pcid)
-    return InstalledContract(emaid, response.contract_chain, key)
+    return emaid
 
 
 def parse_chain(value: Any) -> tuple[x509.Certificate, ...]:
@@ -431,6 +542,10 @@ def _signed_content(
             "emaid": emaid,
         }
     )
+
+
+def _update_content(chain: Sequence[x509.Certificate], emaid: str) -> bytes:
+    return canonical_json({"contractSignatureCertChain": _chain_json(chain), "emaid": emaid})
 
 
 def _session_key(profile: KeyProfile, secret: bytes) -> bytes:

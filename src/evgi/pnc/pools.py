@@ -1,7 +1,8 @@
 """The Plug & Charge certificate pools, shaped after OPCP: a root certificate pool with its
 trust list, the provisioning certificates OEMs publish per PCID, and the contract data eMSPs
 store per vehicle, signed here by the certificate provisioning service (CPS) and handed to a
-CPO that relays a vehicle's CertificateInstallationReq.
+CPO that relays a vehicle's CertificateInstallationReq (or, for a contract an eMSP renewed,
+its CertificateUpdateReq: the renewal's data is kept beside the contract's, in its signed data).
 
 Clients are OEM, eMSP and CPO back ends, each holding a bearer token the pool's operator
 registered; the pool keeps only the token's SHA-256. The operator's own token is made on first
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -33,12 +35,14 @@ from evgi.pnc.est import issuing_ca
 from evgi.pnc.hierarchy import Branch, CaRole, Hierarchies, LeafRole
 from evgi.pnc.installation import (
     CertificateInstallationResponse,
+    CertificateUpdateRequest,
     EncryptedContractKey,
     InstallationError,
     KeyProfile,
     SigningKey,
     checked_emaid,
     checked_pcid,
+    contract_emaid,
     key_profile,
     provisioning_pcid,
     same_contract,
@@ -57,6 +61,10 @@ from evgi.storage.pools import (
 
 OPERATOR_TOKEN_FILE = "opcp-operator.token"
 _CPS_FOLDER = "pool-cps"
+# Where a contract's signed data keeps its CertificateUpdateRes, and what that names: the
+# SHA-256 fingerprint of the contract certificate it succeeds.
+_UPDATE = "update"
+_REPLACES = "replaces"
 
 
 class PoolRole(StrEnum):
@@ -112,6 +120,25 @@ class RootCertificateId:
 class CpsSigner:
     key: SigningKey
     chain: tuple[x509.Certificate, ...]
+
+
+@dataclass(frozen=True)
+class ContractRenewal:
+    """What makes a stored contract the successor of one a vehicle holds: that contract's
+    certificate (DER), and the new contract key sealed for its key (`seal_contract_update`),
+    which the eMSP alone can do, as the pool never sees a contract key in the clear."""
+
+    replaces: bytes
+    sealed_key: EncryptedContractKey
+
+
+@dataclass(frozen=True)
+class ContractSelection:
+    """The contracts an installation hands out, in the vehicle's order, and how many more of
+    the vehicle's contracts the pool holds beyond them."""
+
+    contracts: tuple[CertificateInstallationResponse, ...]
+    remaining: int
 
 
 class CertificatePools:
@@ -278,8 +305,11 @@ class CertificatePools:
         contract_chain: Sequence[bytes],
         sealed_key: EncryptedContractKey,
         priority: int,
+        renewal: ContractRenewal | None = None,
     ) -> StoredContract:
-        """An eMSP stores contract data for a vehicle; the CPS signs it here."""
+        """An eMSP stores contract data for a vehicle; the CPS signs it here. With a renewal,
+        the CPS also signs the CertificateUpdateRes a vehicle holding the replaced contract
+        gets (`certificate_update`)."""
         vehicle = self.provisioning(pcid)
         emaid = checked_emaid(emaid)
         certificates = [load_certificate(der).certificate for der in contract_chain]
@@ -297,13 +327,17 @@ class CertificatePools:
         if emaid in existing and existing[emaid].emsp != client.name:
             raise WrongRole(f"contract {emaid} belongs to another eMSP ({existing[emaid].emsp})")
         signer = self.cps(sealed_key.profile)
-        response = sign_installation(certificates, sealed_key, signer.key, signer.chain)
+        signed_data = sign_installation(
+            certificates, sealed_key, signer.key, signer.chain
+        ).to_json()
+        if renewal is not None:
+            signed_data[_UPDATE] = self._update_data(certificates, renewal, signer)
         record = StoredContract(
             pcid=vehicle.pcid,
             emaid=emaid,
             emsp=client.name,
             priority=priority,
-            signed_data=response.to_json(),
+            signed_data=signed_data,
             updated_at=self.clock.now(),
         )
         self.store.put_contract(record)
@@ -357,6 +391,23 @@ class CertificatePools:
         the vehicle's own prioritized eMAIDs there is one for (ISO 15118-20's PrioritizedEMAIDs,
         which OCPP 2.1 also carries beside the request), else the default the driver chose,
         else the contract of highest priority."""
+        selection = self.certificate_installations(
+            provisioning_certificate, root_ids, prioritized_emaids
+        )
+        return selection.contracts[0]
+
+    def certificate_installations(
+        self,
+        provisioning_certificate: bytes,
+        root_ids: Sequence[RootCertificateId] = (),
+        prioritized_emaids: Sequence[str] = (),
+        maximum: int = 1,
+    ) -> ContractSelection:
+        """Up to `maximum` of the vehicle's contracts (ISO 15118-20's
+        MaximumContractCertificateChains), in the order `certificate_installation` chooses
+        by: those of its prioritized eMAIDs, the driver's default, then by priority."""
+        if maximum < 1:
+            raise InstallationError(f"ask for one contract or more, not {maximum}")
         certificate = load_certificate(provisioning_certificate).certificate
         vehicle = self.provisioning(provisioning_pcid(certificate))
         if base64.b64decode(vehicle.chain[0]) != certificate.public_bytes(
@@ -368,7 +419,9 @@ class CertificatePools:
         wanted = [checked_emaid(e) for e in prioritized_emaids]
         # Highest priority first, as the store lists them.
         candidates = [
-            c for c in self.store.contracts(vehicle.pcid) if self._trusted_by_vehicle(c, root_ids)
+            c
+            for c in self.store.contracts(vehicle.pcid)
+            if self._trusted_by_vehicle(c.signed_data, root_ids)
         ]
         if not candidates:
             raise NoContract(
@@ -377,11 +430,48 @@ class CertificatePools:
         consent = self.store.consent(vehicle.pcid)
         if consent is not None:
             wanted.append(consent.emaid)
-        chosen = next(
-            (c for emaid in wanted for c in candidates if same_contract(c.emaid, emaid)),
-            candidates[0],
+        ordered = {
+            c.emaid: c for emaid in wanted for c in candidates if same_contract(c.emaid, emaid)
+        }
+        for contract in candidates:
+            ordered.setdefault(contract.emaid, contract)
+        chosen = list(ordered.values())[:maximum]
+        return ContractSelection(
+            tuple(CertificateInstallationResponse.from_json(c.signed_data) for c in chosen),
+            len(ordered) - len(chosen),
         )
-        return CertificateInstallationResponse.from_json(chosen.signed_data)
+
+    def certificate_update(
+        self, request: CertificateUpdateRequest, root_ids: Sequence[RootCertificateId] = ()
+    ) -> CertificateInstallationResponse:
+        """Answer a vehicle's CertificateUpdateReq relayed by a CPO: signed with the contract
+        key, the contract chain valid, unrevoked and naming the eMAID asked about, and a
+        successor stored for exactly that certificate (`ContractRenewal`) under a V2G root the
+        vehicle trusts. Its key is sealed for the current contract's, so only its holder
+        reads it."""
+        request.verify()
+        emaid = self._check_chain(
+            LeafRole.CONTRACT, request.contract_chain, (RootKind.MO, RootKind.V2G)
+        )
+        if not same_contract(emaid, request.emaid):
+            raise InstallationError(
+                f"the request names eMAID {request.emaid}, its contract certificate {emaid}"
+            )
+        current = _fingerprint(request.contract_chain[0])
+        for contract in self.store.contracts_named(emaid):
+            update = contract.signed_data.get(_UPDATE)
+            if not isinstance(update, dict) or update.get(_REPLACES) != current:
+                continue
+            if not self._trusted_by_vehicle(update, root_ids):
+                raise NoContract(
+                    f"the successor of contract {emaid} is signed under no V2G root the "
+                    "vehicle named"
+                )
+            return CertificateInstallationResponse.from_json(update)
+        serial = format(request.contract_chain[0].serial_number, "x")
+        raise NoContract(
+            f"no eMSP stored a successor of contract {emaid}'s certificate (serial {serial})"
+        )
 
     def cps(self, profile: KeyProfile) -> CpsSigner:
         """The CPS leaf that signs contract data of `profile`: issued by the platform's CPS
@@ -449,12 +539,34 @@ class CertificatePools:
                 return contract
         raise NoContract(f"no contract {emaid} for PCID {pcid}")
 
+    def _update_data(
+        self,
+        certificates: Sequence[x509.Certificate],
+        renewal: ContractRenewal,
+        signer: CpsSigner,
+    ) -> dict[str, Any]:
+        """The CertificateUpdateRes of a renewal, signed, and the certificate it succeeds."""
+        previous = load_certificate(renewal.replaces).certificate
+        if previous == certificates[0]:
+            raise InstallationError("a contract certificate cannot succeed itself")
+        if contract_emaid(previous) != contract_emaid(certificates[0]):
+            raise InstallationError(
+                f"a renewal keeps the eMAID: the replaced contract names {contract_emaid(previous)}"
+            )
+        if key_profile(previous.public_key()) is not renewal.sealed_key.profile:
+            raise InstallationError(
+                f"the renewal's key was sealed for {renewal.sealed_key.profile}; the replaced "
+                f"contract's key is {key_profile(previous.public_key())}"
+            )
+        update = sign_installation(certificates, renewal.sealed_key, signer.key, signer.chain)
+        return {_REPLACES: _fingerprint(previous), **update.to_json()}
+
     def _trusted_by_vehicle(
-        self, contract: StoredContract, root_ids: Sequence[RootCertificateId]
+        self, signed_data: dict[str, Any], root_ids: Sequence[RootCertificateId]
     ) -> bool:
         if not root_ids:
             return True
-        response = CertificateInstallationResponse.from_json(contract.signed_data)
+        response = CertificateInstallationResponse.from_json(signed_data)
         top = response.sa_chain[-1]
         for root in self.roots(RootKind.V2G):
             certificate = x509.load_der_x509_certificate(root.der)
@@ -488,6 +600,8 @@ __all__ = [
     "CertificatePools",
     "ChainRefused",
     "Consent",
+    "ContractRenewal",
+    "ContractSelection",
     "CpsSigner",
     "NoContract",
     "PoolClient",

@@ -2,8 +2,10 @@
 provisioning certificates, their drivers' eMSP puts contracts for them in the certificate pool,
 and each vehicle gets its contract installed through a station (Get15118EVCertificate), then
 charges by plugging in: the station authorizes the contract certificate at the CSMS, which
-validates the chain and asks the hierarchies' OCSP responders. The MO revokes one contract
-after installation, and that vehicle is refused.
+validates the chain and asks the hierarchies' OCSP responders. The eMSP renews one contract
+after installation and that vehicle updates it (CertificateUpdateReq, the new key encrypted for
+the current contract's) and charges on the new one; the MO revokes another contract after
+installation, and that vehicle is refused.
 
 One station speaks OCPP 2.0.1, the other 1.6 with the Plug & Charge DataTransfer messages. The
 OCSP responders are `evgi serve`'s HTTP app, run in the background on a free loopback port.
@@ -30,12 +32,15 @@ from evgi.pnc import (
     DEFAULT_ECOSYSTEM,
     CertificatePools,
     ContractKey,
+    ContractRenewal,
     Hierarchies,
     IssuedChain,
     KeyProfile,
+    PoolClient,
     PoolRole,
     generate_contract_key,
     seal_contract_key,
+    seal_contract_update,
 )
 from evgi.service import http_in_background
 from evgi.sim.report import Section
@@ -61,10 +66,11 @@ class PncVisit:
     soc_percent: int
     duration: timedelta
     revoked: bool = False  # the MO revokes this contract after it was installed
+    renewed: bool = False  # the eMSP renews this contract after it was installed
 
 
 VISITS = (
-    PncVisit("driver-1", "vehicle-1", "pnc-charger-1", 30, timedelta(minutes=45)),
+    PncVisit("driver-1", "vehicle-1", "pnc-charger-1", 30, timedelta(minutes=45), renewed=True),
     PncVisit("driver-2", "vehicle-2", "pnc-charger-2", 40, timedelta(minutes=30)),
     PncVisit("driver-3", "vehicle-3", "pnc-charger-1", 25, timedelta(minutes=30), revoked=True),
 )
@@ -82,6 +88,8 @@ class PncOutcome:
     pcid: str
     emaid: str
     installation: str
+    update: str  # "" when the contract was not renewed
+    contract_serial: int  # of the contract certificate the vehicle authorized with
     certificate_status: str
     authorization: str
     transaction: str | None
@@ -99,6 +107,7 @@ class PlugAndChargePart:
         self.ocsp_base = ""
         self.violations: dict[str, int] = {}  # station: CSMS messages breaking its schema
         self.checked = 0
+        self.renewed: dict[str, IssuedChain] = {}  # vehicle: the contract that replaced its first
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
         return [
@@ -118,18 +127,19 @@ class PlugAndChargePart:
             hierarchies.init(ECOSYSTEM)
             pools = CertificatePools.open(settings, self.platform.db, self.platform.clock)
             try:
-                vehicles, issued = self._provision(hierarchies, pools)
+                pools.adopt_hierarchies()
+                emsp, _ = pools.register_client("roampay", PoolRole.EMSP)
+                vehicles, issued = self._provision(hierarchies, pools, emsp)
+                renewal = Renewal(hierarchies, pools, emsp)
+                asyncio.run(self._visits(settings, hierarchies, vehicles, issued, renewal))
             finally:
                 pools.close()
-            asyncio.run(self._visits(settings, hierarchies, vehicles, issued))
 
     def _provision(
-        self, hierarchies: Hierarchies, pools: CertificatePools
+        self, hierarchies: Hierarchies, pools: CertificatePools, emsp: PoolClient
     ) -> tuple[dict[str, ContractVehicle], dict[str, IssuedChain]]:
         """The OEM publishes each vehicle's provisioning chain, the eMSP stores a contract."""
-        pools.adopt_hierarchies()
         oem, _ = pools.register_client("aurora-motors", PoolRole.OEM)
-        emsp, _ = pools.register_client("roampay", PoolRole.EMSP)
         v2g_root = hierarchies.get(V2G_ROOT).certificate
         vehicles: dict[str, ContractVehicle] = {}
         contracts: dict[str, IssuedChain] = {}
@@ -158,6 +168,7 @@ class PlugAndChargePart:
         hierarchies: Hierarchies,
         vehicles: dict[str, ContractVehicle],
         contracts: dict[str, IssuedChain],
+        renewal: Renewal,
     ) -> None:
         csms = Csms(settings, self.platform.db, self.platform.bus, self.platform.clock)
         passwords = {name: secrets.token_urlsafe(18) for name in STATIONS}
@@ -190,14 +201,25 @@ class PlugAndChargePart:
                         v.vehicle: await stations[v.station].install_contract(vehicles[v.vehicle])
                         for v in VISITS
                     }
+                    updated: dict[str, str] = {}
+                    for visit in VISITS:
+                        if visit.renewed:  # e.g. the contract certificate runs out soon
+                            vehicle = vehicles[visit.vehicle]
+                            self.renewed[visit.vehicle] = renewal.renew(
+                                vehicle, contracts[visit.vehicle]
+                            )
+                            station = stations[visit.station]
+                            updated[visit.vehicle] = await station.update_contract(vehicle)
                     for visit in VISITS:
                         if visit.revoked:  # e.g. the driver reported the vehicle stolen
                             contract = contracts[visit.vehicle]
                             hierarchies.revoke(contract.issuer, contract.certificate.serial_number)
                     for visit in VISITS:
-                        self.outcomes.append(
-                            await self._visit(stations[visit.station], visit, vehicles, installed)
+                        outcome = await self._visit(
+                            stations[visit.station], visit, vehicles, installed
                         )
+                        outcome.update = updated.get(visit.vehicle, "")
+                        self.outcomes.append(outcome)
                 finally:
                     await asyncio.gather(*(s.close() for s in stations.values()))
                     self.violations = {n: len(s.schema_violations) for n, s in stations.items()}
@@ -223,6 +245,8 @@ class PlugAndChargePart:
             vehicle.pcid,
             vehicle.emaid or "",
             installed[visit.vehicle],
+            "",
+            vehicle.contract.chain[0].serial_number if vehicle.contract else 0,
             certificate_status,
             status,
             None if session is None else session.transaction_id,
@@ -241,6 +265,14 @@ class PlugAndChargePart:
                 outcome.installation == "Accepted",
                 f"{visit.vehicle}'s contract was not installed: {outcome.installation}",
             )
+            if visit.renewed:
+                renewed = self.renewed.get(visit.vehicle)
+                report.check(
+                    outcome.update == "Accepted"
+                    and renewed is not None
+                    and outcome.contract_serial == renewed.certificate.serial_number,
+                    f"{visit.vehicle} did not update its contract and authorize with the new one",
+                )
             if visit.revoked:
                 report.check(
                     outcome.certificate_status == "CertificateRevoked"
@@ -265,6 +297,7 @@ class PlugAndChargePart:
                     "PCID": outcome.pcid,
                     "eMAID": outcome.emaid,
                     "installation": outcome.installation,
+                    "update": outcome.update,
                     "certificate": outcome.certificate_status,
                     "authorization": outcome.authorization,
                     "transaction": outcome.transaction or "",
@@ -277,7 +310,10 @@ class PlugAndChargePart:
                 "Each vehicle sent its OEM provisioning certificate through a station "
                 "(Get15118EVCertificate; 1.6 as a Plug & Charge DataTransfer) and got the "
                 "contract its eMSP had stored in the pool, signed by the CPS and encrypted for "
-                "it; the vehicle checked the signature and decrypted its key. Plugged in, it "
+                "it; the vehicle checked the signature and decrypted its key. The eMSP renewed "
+                "one contract: that vehicle updated it (Get15118EVCertificate, action Update, "
+                "the request signed with its contract key) and decrypted the new key with the "
+                "current one's. Plugged in, each vehicle "
                 "authorized with its contract chain, which the CSMS validated up to the MO root "
                 f"asking the OCSP responders at {self.ocsp_base}/pki/ocsp. The MO revoked one "
                 "contract after installation: that vehicle was refused. The stations checked "
@@ -286,6 +322,35 @@ class PlugAndChargePart:
                 data={"stations": STATIONS, "messages_checked": self.checked},
             )
         )
+
+
+class Renewal:
+    """The eMSP's renewal of a contract a vehicle holds (before it runs out, say): a new key
+    and certificate for the same eMAID, its key sealed for the vehicle's provisioning key (an
+    installation) and for the contract it replaces (an update), stored in the pool."""
+
+    def __init__(self, hierarchies: Hierarchies, pools: CertificatePools, emsp: PoolClient) -> None:
+        self.hierarchies = hierarchies
+        self.pools = pools
+        self.emsp = emsp
+
+    def renew(self, vehicle: ContractVehicle, current: IssuedChain) -> IssuedChain:
+        emaid = vehicle.emaid
+        assert emaid is not None  # the vehicle installed its contract first
+        key = generate_contract_key(KeyProfile.ISO15118_2)
+        renewed = self.hierarchies.issue_contract(emaid, key.public_key())
+        sealed = seal_contract_key(key, renewed.certificate, vehicle.provisioning_chain[0])
+        update = seal_contract_update(key, renewed.certificate, current.certificate)
+        self.pools.store_contract(
+            self.emsp,
+            vehicle.pcid,
+            emaid,
+            [_der(c) for c in renewed.chain],
+            sealed,
+            1,
+            ContractRenewal(_der(current.certificate), update),
+        )
+        return renewed
 
 
 def _der(certificate: x509.Certificate) -> bytes:

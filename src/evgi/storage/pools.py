@@ -257,6 +257,12 @@ class PoolStore:
             )
             return [_contract(row._mapping) for row in rows]
 
+    def contracts_named(self, emaid: str) -> list[StoredContract]:
+        """The contracts of eMAID `emaid`, whichever vehicles they are for."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(POOL_CONTRACTS).where(POOL_CONTRACTS.c.emaid == emaid))
+            return [_contract(row._mapping) for row in rows]
+
     def delete_contract(self, pcid: str, emaid: str) -> None:
         """Remove a contract, and the driver's choice of it."""
         with self.engine.begin() as conn:

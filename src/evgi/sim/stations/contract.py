@@ -24,6 +24,7 @@ from evgi.pnc import (
     InstalledContract,
     install_contract,
     provisioning_pcid,
+    update_contract,
 )
 
 ISO15118_2_SCHEMA = "urn:iso:15118:2:2013:MsgDef"
@@ -55,22 +56,40 @@ class ContractVehicle:
 
     def install(self, exi_response: str) -> InstalledContract:
         """Check the CPS signature against the vehicle's V2G roots, decrypt the contract key."""
-        try:
-            body = decode_exi(exi_response)
-        except PnCRefusal as exc:
-            raise InstallationError(f"unreadable installation response: {exc.message}") from exc
-        response = CertificateInstallationResponse.from_json(body)
+        response = _contract_data(exi_response)
         self.contract = install_contract(response, self.provisioning_key, self.pcid, self.v2g_roots)
+        return self.contract
+
+    def update_request(self) -> dict[str, Any]:
+        """Get15118EVCertificate's body (camelCase) carrying the CertificateUpdateReq: the
+        installed contract's chain and eMAID, signed with its key (ISO 15118-2)."""
+        exi = encode_exi(self._installed().update_request().to_json())
+        return {"iso15118SchemaVersion": ISO15118_2_SCHEMA, "action": "Update", "exiRequest": exi}
+
+    def update(self, exi_response: str) -> InstalledContract:
+        """Check the CPS signature, decrypt the new contract key with the current one's."""
+        response = _contract_data(exi_response)
+        self.contract = update_contract(response, self._installed(), self.v2g_roots)
+        return self.contract
+
+    def _installed(self) -> InstalledContract:
+        if self.contract is None:
+            raise InstallationError(f"vehicle {self.pcid} has no contract installed")
         return self.contract
 
     def authorize_request(self) -> dict[str, Any]:
         """Authorize's body (camelCase): the eMAID and the contract chain, PEM."""
-        if self.contract is None:
-            raise InstallationError(f"vehicle {self.pcid} has no contract installed")
-        chain = "".join(
-            c.public_bytes(serialization.Encoding.PEM).decode() for c in self.contract.chain
-        )
+        contract = self._installed()
+        chain = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in contract.chain)
         return {
-            "idToken": {"idToken": self.contract.emaid, "type": "eMAID"},
+            "idToken": {"idToken": contract.emaid, "type": "eMAID"},
             "certificate": chain,
         }
+
+
+def _contract_data(exi_response: str) -> CertificateInstallationResponse:
+    try:
+        body = decode_exi(exi_response)
+    except PnCRefusal as exc:
+        raise InstallationError(f"unreadable contract response: {exc.message}") from exc
+    return CertificateInstallationResponse.from_json(body)

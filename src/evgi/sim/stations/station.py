@@ -694,6 +694,15 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
             vehicle.install(answer["exiResponse"])
         return str(answer["status"])
 
+    async def update_contract(self, vehicle: ContractVehicle) -> str:
+        """Relay a vehicle's CertificateUpdateReq (Get15118EVCertificate, action Update); on
+        "Accepted" the vehicle checks its new contract and decrypts it with the current
+        contract's key. Returns the status."""
+        answer = await self._pnc_request("Get15118EVCertificate", vehicle.update_request())
+        if answer["status"] == "Accepted":
+            vehicle.update(answer["exiResponse"])
+        return str(answer["status"])
+
     async def plug_and_charge(self, vehicle: ContractVehicle, evse: int = 1) -> tuple[str, str]:
         """The vehicle at `evse` authorizes with its contract certificate (C07); a session
         starts once the cable is in and both answers are "Accepted". Returns the CSMS's

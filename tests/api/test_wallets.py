@@ -1,13 +1,15 @@
 """Wallets over the operator API of a real `evgi serve`: top-ups, withdrawals, balances and
-history in minor units, every refusal with its status and nothing stored or signed for it, a
-prepaid session's escrow showing while it runs, quotes as `evgi wallet quote` gives them, and
-the same routes on an EVM network."""
+history in minor units, every refusal with its status and nothing stored or signed for it,
+retries under an idempotency key answered once and moving the wallet once, a prepaid session's
+escrow showing while it runs, quotes as `evgi wallet quote` gives them, and the same routes on
+an EVM network."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -135,6 +137,130 @@ def test_refusals_store_and_sign_nothing(service: Service) -> None:
     for name in ("nobody", "Bob!"):
         refused(http.get(f"/api/wallets/{name}"), 404, "not_found")
     assert not (service.folder / "evgi-data" / "keys" / "wallet-nobody.json").exists()
+
+
+def keyed(http: httpx.Client, name: str, action: str, key: str, amount: int) -> httpx.Response:
+    return http.post(
+        f"/api/wallets/{name}/{action}",
+        json={"amount_minor": amount},
+        headers={"Idempotency-Key": key},
+    )
+
+
+def height(http: httpx.Client) -> int:
+    head: int = ok(http.get("/api/ledger/head"))["block"]["height"]
+    return head
+
+
+def test_retries_under_one_key_move_the_wallet_once(service: Service) -> None:
+    http = service.http
+    first = keyed(http, "erin", "topup", "erin-topup-1", 2_500)
+    assert ok(first)["balance_minor"] == 2_500 and "idempotent-replayed" not in first.headers
+    after_topup = height(http)
+    again = keyed(http, "erin", "topup", "erin-topup-1", 2_500)
+    assert (again.json(), again.headers["Idempotent-Replayed"]) == (first.json(), "true")
+
+    withdrawn = ok(keyed(http, "erin", "withdraw", "erin-withdraw-1", 700))
+    assert withdrawn["balance_minor"] == 1_800 and len(withdrawn["tx_hashes"]) == 2
+    after_withdrawal = height(http)
+    assert after_withdrawal > after_topup
+    for _ in range(2):
+        retried = keyed(http, "erin", "withdraw", "erin-withdraw-1", 700)
+        assert (retried.json(), retried.headers["Idempotent-Replayed"]) == (withdrawn, "true")
+    # The replay names the first transactions; the ledger and the balance moved once.
+    assert height(http) == after_withdrawal
+    assert ok(http.get("/api/wallets/erin"))["balance_minor"] == 1_800
+    assert kinds(http, "erin") == [("topup", 2_500), ("withdrawal", -700)]
+
+    # The key of one request is refused for any other, and nothing moves for it.
+    for name, action, amount in (
+        ("erin", "topup", 2_600),
+        ("erin", "withdraw", 2_500),
+        ("frank", "topup", 2_500),
+    ):
+        message = refused(
+            keyed(http, name, action, "erin-topup-1", amount), 422, "idempotency_key_reused"
+        )
+        assert message == (
+            "idempotency key 'erin-topup-1' was sent with another request (topup of wallet 'erin')"
+        )
+    with_currency = http.post(
+        "/api/wallets/erin/topup",
+        json={"amount_minor": 2_500, "currency": "EUR"},
+        headers={"Idempotency-Key": "erin-topup-1"},
+    )
+    refused(with_currency, 422, "idempotency_key_reused")
+    refused(keyed(http, "erin", "topup", "k" * 256, 100), 422)  # longer than a key may be
+    refused(http.get("/api/wallets/frank"), 404, "not_found")
+    assert height(http) == after_withdrawal
+    assert kinds(http, "erin") == [("topup", 2_500), ("withdrawal", -700)]
+
+    # Without a key, a request sent twice is made twice, as before.
+    for _ in range(2):
+        ok(http.post("/api/wallets/erin/topup", json={"amount_minor": 100}))
+    assert ok(http.get("/api/wallets/erin"))["balance_minor"] == 2_000
+
+
+def test_a_refused_withdrawal_replays_refused(service: Service) -> None:
+    http = service.http
+    ok(http.post("/api/wallets/gina/topup", json={"amount_minor": 1_000}))
+    first = keyed(http, "gina", "withdraw", "gina-withdraw-1", 1_500)
+    message = refused(first, 409, "insufficient_funds")
+    assert message == "wallet 'gina' holds 10.00 EUR, less than 15.00 EUR"
+    missing = keyed(http, "nobody", "withdraw", "nobody-withdraw-1", 100)
+    refused(missing, 404, "not_found")
+
+    # The wallet could pay now and the wallet exists, yet a retry gets the first refusal.
+    ok(http.post("/api/wallets/gina/topup", json={"amount_minor": 1_000}))
+    ok(http.post("/api/wallets/nobody/topup", json={"amount_minor": 1_000}))
+    retries = (
+        (first, keyed(http, "gina", "withdraw", "gina-withdraw-1", 1_500)),
+        (missing, keyed(http, "nobody", "withdraw", "nobody-withdraw-1", 100)),
+    )
+    for was, retried in retries:
+        assert (retried.status_code, retried.json()) == (was.status_code, was.json())
+        assert retried.headers["Idempotent-Replayed"] == "true"
+    assert ok(http.get("/api/wallets/gina"))["balance_minor"] == 2_000
+    assert kinds(http, "gina") == [("topup", 1_000), ("topup", 1_000)]
+    assert kinds(http, "nobody") == [("topup", 1_000)]
+
+
+def test_racing_requests_with_one_key_make_one_movement(tmp_path: Path, db_url: str) -> None:
+    """Clients that retry at once, on each database: the key's claim lets one of them run; the
+    others get its answer, or 409 while it runs, and the ledger gets one transaction."""
+    racers = 6
+    with running_service(tmp_path, "--db", db_url) as base:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            ok(http.post("/api/wallets/hugo/topup", json={"amount_minor": 5_000}))
+        start = threading.Barrier(racers)
+        answers: list[httpx.Response] = []
+
+        def race() -> None:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                start.wait()
+                answers.append(keyed(client, "hugo", "withdraw", "hugo-withdraw-1", 1_200))
+
+        threads = [threading.Thread(target=race) for _ in range(racers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        made = [
+            a for a in answers if a.status_code == 200 and "idempotent-replayed" not in a.headers
+        ]
+        assert len(answers) == racers and len(made) == 1, [a.text for a in answers]
+        movement = ok(made[0])
+        for answer in answers:
+            if answer.status_code == 409:
+                refused(answer, 409, "idempotency_key_in_progress")
+            elif answer is not made[0]:
+                assert answer.headers["Idempotent-Replayed"] == "true"
+                assert ok(answer) == movement
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert ok(keyed(http, "hugo", "withdraw", "hugo-withdraw-1", 1_200)) == movement
+            assert ok(http.get("/api/wallets/hugo"))["balance_minor"] == 3_800
+            assert kinds(http, "hugo") == [("topup", 5_000), ("withdrawal", -1_200)]
 
 
 def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:

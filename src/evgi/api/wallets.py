@@ -5,25 +5,39 @@ Amounts are integer minor units of the wallets' currency (the settlement hold's)
 answers before anything is stored or signed: 404 for an unknown wallet, 409 for a withdrawal of
 more than the wallet can spend (or a call the ledger refused), 422 for an amount, currency or
 name a wallet does not take.
+
+A top-up or withdrawal sent with an `Idempotency-Key` header is made once per key: a retry with
+the same key and request gets the first answer again (refusals too), marked `Idempotent-Replayed:
+true`, without touching the ledger; the key with another request gets 422
+(`idempotency_key_reused`), and a retry while the first request still runs 409
+(`idempotency_key_in_progress`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from evgi.api.charging import problem, responses
 from evgi.api.platform import kept_on_app
-from evgi.core.errors import ExecutionError, NotFoundError, ValidationError
+from evgi.core.digest import sha256, to_hex
+from evgi.core.errors import EvgiError, ExecutionError, NotFoundError, ValidationError
 from evgi.core.units import Money
 from evgi.ledger import Receipt
 from evgi.settlement import CoreClient, InsufficientFunds, SettlementTerms, Wallets
 from evgi.storage import ChargingStore
+from evgi.storage.idempotency import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyStore,
+    StoredAnswer,
+)
 
 router = APIRouter(tags=["wallets"])
 
@@ -47,8 +61,26 @@ def current_core(request: Request) -> CoreClient:
     )
 
 
+def current_idempotency(request: Request) -> IdempotencyStore:
+    platform = request.app.state.platform
+    return kept_on_app(request.app, "idempotency", lambda: IdempotencyStore(platform.db))
+
+
 WalletsDep = Annotated[Wallets, Depends(current_wallets)]
 CoreDep = Annotated[CoreClient, Depends(current_core)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(current_idempotency)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="a key of the client's choosing, new for each movement: a retry with it "
+        "gets the first answer, and the wallet moves once",
+        examples=["5f0c2b7e-9d41-4c8a-a3f6-0e7d2c1b9a84"],
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
 WalletName = Annotated[
     str, Path(description="the wallet's name", min_length=1, max_length=57, examples=["alice"])
 ]
@@ -154,6 +186,46 @@ def _moved(wallets: Wallets, name: str, receipts: list[Receipt]) -> WalletMoveme
     )
 
 
+def _once(
+    requests: IdempotencyStore,
+    key: str | None,
+    wallets: Wallets,
+    name: str,
+    operation: str,
+    amount: Amount,
+    move: Callable[[], WalletMovement],
+) -> WalletMovement | JSONResponse:
+    """`move`, unless an earlier request with `key` made it: then that request's answer."""
+    if key is None:
+        with _refusals():
+            return move()
+    digest = to_hex(sha256(amount.model_dump_json().encode()))  # its fields in one order
+    try:
+        earlier = requests.claim(key, name, operation, digest, wallets.clock.now())
+    except IdempotencyKeyReused as exc:
+        raise problem(422, exc) from exc
+    except IdempotencyKeyInProgress as exc:
+        raise problem(409, exc) from exc
+    if earlier is not None:
+        return JSONResponse(earlier.body, earlier.status, headers={REPLAYED: "true"})
+    try:
+        with _refusals():
+            answer = StoredAnswer(200, move().model_dump(mode="json"))
+    except HTTPException as exc:
+        answer = StoredAnswer(exc.status_code, {"detail": exc.detail})
+    except Exception:
+        # Whether the ledger moved is unknown: retries must not move it (again).
+        unknown = EvgiError(
+            f"the first request with idempotency key {key!r} failed; "
+            f"wallet {name!r}'s history shows whether it moved"
+        )
+        failed = problem(500, unknown)
+        requests.answer(key, StoredAnswer(500, {"detail": failed.detail}), wallets.clock.now())
+        raise
+    requests.answer(key, answer, wallets.clock.now())
+    return JSONResponse(answer.body, answer.status)
+
+
 @router.get("/{name}", summary="A wallet's balance", responses=responses(404))
 def get_wallet(name: WalletName, wallets: WalletsDep) -> WalletState:
     with _refusals():
@@ -172,26 +244,46 @@ def wallet_history(name: WalletName, wallets: WalletsDep) -> list[HistoryItem]:
 @router.post(
     "/{name}/topup",
     summary="Mint a top-up into a wallet (opens it)",
+    response_model=WalletMovement,
     responses=responses(409, 422),
 )
-def topup(name: WalletName, amount: Amount, wallets: WalletsDep) -> WalletMovement:
+def topup(
+    name: WalletName,
+    amount: Amount,
+    wallets: WalletsDep,
+    requests: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> WalletMovement | JSONResponse:
     """The eMSP mints the amount against the driver's payment; the first top-up opens the
     wallet."""
-    with _refusals():
+
+    def move() -> WalletMovement:
         receipt = wallets.topup(name, _money(wallets, amount))
         return _moved(wallets, name, [receipt])
+
+    return _once(requests, idempotency_key, wallets, name, "topup", amount, move)
 
 
 @router.post(
     "/{name}/withdraw",
     summary="Withdraw from a wallet",
+    response_model=WalletMovement,
     responses=responses(404, 409, 422),
 )
-def withdraw(name: WalletName, amount: Amount, wallets: WalletsDep) -> WalletMovement:
+def withdraw(
+    name: WalletName,
+    amount: Amount,
+    wallets: WalletsDep,
+    requests: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> WalletMovement | JSONResponse:
     """The wallet returns the amount to the eMSP, which burns it and pays the money out."""
-    with _refusals():
+
+    def move() -> WalletMovement:
         receipts = wallets.withdraw(name, _money(wallets, amount))
         return _moved(wallets, name, receipts)
+
+    return _once(requests, idempotency_key, wallets, name, "withdraw", amount, move)
 
 
 @router.post(

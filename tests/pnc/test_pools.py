@@ -23,6 +23,7 @@ from evgi.pnc import (
     ChainRefused,
     ContractKey,
     ContractRenewal,
+    EncryptedContractKey,
     InstallationError,
     InstalledContract,
     IssuedChain,
@@ -471,6 +472,20 @@ def test_contract_update_and_several_contracts(pool: PoolScene) -> None:
                 sealed,
                 1,
                 ContractRenewal(der(itself.certificate), update),
+            )
+        # A key sealed as ISO 15118-20 would renew nothing: -20 has no CertificateUpdate.
+        p521 = generate_contract_key(KeyProfile.ISO15118_20_SECP521R1)
+        twenty = scene.hierarchies.issue_contract(EMAID_1, p521.public_key())
+        sealed_20 = EncryptedContractKey(KeyProfile.ISO15118_20_SECP521R1, bytes(82), bytes(133))
+        with pytest.raises(InstallationError, match="no contract update"):
+            pools.store_contract(
+                client,
+                pcid,
+                EMAID_1,
+                [der(c) for c in itself.chain],
+                sealed,
+                1,
+                ContractRenewal(der(twenty.certificate), sealed_20),
             )
         assert [(c.emaid, c.signed_data) for c in pools.contracts(pcid)] == before
     finally:

@@ -44,6 +44,7 @@ from evgi.pnc import (
     PKCS10_TYPE,
     CertificatePools,
     Consent,
+    ContractRenewal,
     EncryptedContractKey,
     EstLabel,
     KeyProfile,
@@ -51,6 +52,7 @@ from evgi.pnc import (
     PoolRole,
     RootCertificateId,
     RootKind,
+    SignedContract,
     StoredContract,
     StoredRoot,
     Unauthenticated,
@@ -243,15 +245,48 @@ class ProvisioningCertificate(Camel):
     updated_at: datetime
 
 
-class ContractIn(Camel):
+class SealedKeyIn(Camel):
+    """A contract key as the eMSP sealed it: ContractSignatureEncryptedPrivateKey and
+    DHpublickey, base64."""
+
+    contract_signature_encrypted_private_key: str = Field(min_length=1)
+    dh_public_key: str = Field(min_length=1)
+
+    def sealed(self, profile: KeyProfile) -> EncryptedContractKey:
+        return EncryptedContractKey(
+            profile, _der(self.contract_signature_encrypted_private_key), _der(self.dh_public_key)
+        )
+
+
+class ContractRenewalIn(SealedKeyIn):
+    """What makes the contract the successor of the one a vehicle holds (ISO 15118-2
+    CertificateUpdateRes): that contract's certificate, and the new contract key sealed for
+    its key (`seal_contract_update`) under the contract's profile. Only the eMSP can seal it:
+    the pool never sees a contract key in the clear."""
+
+    replaces: Base64Der = Field(description="the contract certificate being renewed")
+
+
+class ContractIn(SealedKeyIn):
     """Contract data an eMSP prepared for one vehicle: its contract certificate chain and the
     contract key encrypted for the vehicle's provisioning key; the pool's CPS signs it."""
 
     profile: KeyProfile
     contract_signature_cert_chain: list[Base64Der] = Field(min_length=1)
-    contract_signature_encrypted_private_key: str = Field(min_length=1)
-    dh_public_key: str = Field(min_length=1)
     priority: int = Field(default=1, ge=0, le=255, description="0 comes first")
+    renewal: ContractRenewalIn | None = Field(
+        default=None, description="for a renewed contract: the CertificateUpdate it answers"
+    )
+
+
+class ContractRenewalOut(Camel):
+    replaces_fingerprint: str = Field(
+        description="SHA-256 of the renewed contract certificate's DER, hex"
+    )
+    signed_update_data: dict[str, Any] = Field(
+        description="the CertificateUpdateRes body, signed by the CPS, its key sealed for the "
+        "renewed contract's key"
+    )
 
 
 class ContractOut(Camel):
@@ -263,17 +298,27 @@ class ContractOut(Camel):
     signed_contract_data: dict[str, Any] = Field(
         description="the CertificateInstallationRes body, signed by the CPS"
     )
+    renewal: ContractRenewalOut | None = Field(
+        default=None, description="stored with the contract as the successor of another"
+    )
     updated_at: datetime
 
 
 def _contract(contract: StoredContract, default: str | None) -> ContractOut:
+    signed = SignedContract.of(contract)
+    renewal = None
+    if signed.update is not None and signed.replaces is not None:
+        renewal = ContractRenewalOut(
+            replaces_fingerprint=signed.replaces, signed_update_data=signed.update
+        )
     return ContractOut(
         pcid=contract.pcid,
         emaid=contract.emaid,
         emsp=contract.emsp,
         priority=contract.priority,
         is_default=contract.emaid == default,
-        signed_contract_data=contract.signed_data,
+        signed_contract_data=signed.installation,
+        renewal=renewal,
         updated_at=contract.updated_at,
     )
 
@@ -424,13 +469,18 @@ def withdraw_provisioning(pcid: Pcid, pools: PoolsDep, client: Oem) -> Response:
 def store_contract(
     pcid: Pcid, emaid: Emaid, body: ContractIn, pools: PoolsDep, client: Emsp
 ) -> ContractOut:
-    sealed = EncryptedContractKey(
-        body.profile,
-        _der(body.contract_signature_encrypted_private_key),
-        _der(body.dh_public_key),
-    )
+    """Replaces what was stored under this eMAID, a renewal included. With `renewal`, a
+    vehicle holding the renewed contract gets this one by CertificateUpdateReq; 400
+    `bad_installation` when the renewal changes the eMAID or the key profile or renews the
+    contract's own certificate, 400 `bad_certificate` when `replaces` is no certificate."""
+    sealed = body.sealed(body.profile)
     chain = [_der(item) for item in body.contract_signature_cert_chain]
-    stored = _run(lambda: pools.store_contract(client, pcid, emaid, chain, sealed, body.priority))
+    renewal = None
+    if body.renewal is not None:
+        renewal = ContractRenewal(_der(body.renewal.replaces), body.renewal.sealed(body.profile))
+    stored = _run(
+        lambda: pools.store_contract(client, pcid, emaid, chain, sealed, body.priority, renewal)
+    )
     return _contract(stored, _run(lambda: pools.default_contract(pcid)))
 
 

@@ -133,6 +133,26 @@ class ContractRenewal:
 
 
 @dataclass(frozen=True)
+class SignedContract:
+    """A stored contract's signed data as its clients read it: the CertificateInstallationRes,
+    and apart from it a renewal's CertificateUpdateRes with the SHA-256 fingerprint (hex) of
+    the contract certificate that renewal succeeds."""
+
+    installation: dict[str, Any]
+    update: dict[str, Any] | None
+    replaces: str | None
+
+    @classmethod
+    def of(cls, contract: StoredContract) -> SignedContract:
+        installation = dict(contract.signed_data)
+        kept = installation.pop(_UPDATE, None)
+        if not isinstance(kept, dict):
+            return cls(installation, None, None)
+        update = dict(kept)
+        return cls(installation, update, str(update.pop(_REPLACES)))
+
+
+@dataclass(frozen=True)
 class ContractSelection:
     """The contracts an installation hands out, in the vehicle's order, and how many more of
     the vehicle's contracts the pool holds beyond them."""
@@ -553,6 +573,11 @@ class CertificatePools:
             raise InstallationError(
                 f"a renewal keeps the eMAID: the replaced contract names {contract_emaid(previous)}"
             )
+        if renewal.sealed_key.profile is not KeyProfile.ISO15118_2:
+            raise InstallationError(
+                f"ISO 15118-20 has no contract update: a {renewal.sealed_key.profile} contract is "
+                "installed anew, not renewed"
+            )
         if key_profile(previous.public_key()) is not renewal.sealed_key.profile:
             raise InstallationError(
                 f"the renewal's key was sealed for {renewal.sealed_key.profile}; the replaced "
@@ -608,6 +633,7 @@ __all__ = [
     "PoolRole",
     "RootCertificateId",
     "RootKind",
+    "SignedContract",
     "StoredContract",
     "StoredRoot",
     "Unauthenticated",

@@ -75,10 +75,13 @@ def _postgres_database(admin_url: str) -> Iterator[str]:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
+                # Only the tests' own sessions: an autovacuum worker on the new database is the
+                # server's (a superuser's), which DROP DATABASE stops by itself.
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                        "WHERE datname = :name AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend' AND usename = current_user"
                     ),
                     {"name": name},
                 )

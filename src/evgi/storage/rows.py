@@ -5,11 +5,13 @@ caller's transaction."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Insert, Table, insert, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.selectable import ReturnsRows
 
@@ -102,6 +104,19 @@ def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
+@contextmanager
+def _raised_as_sqlalchemy(conn: Connection, sql: str, parameters: Any) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy raises them (IntegrityError, OperationalError, ...),
+    so that callers catch the same error however a statement ran."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            sql, parameters, exc, dbapi.Error, dialect=conn.dialect
+        ) from exc
+
+
 def fetch(
     conn: Connection,
     statement: Executable,
@@ -111,14 +126,18 @@ def fetch(
     """The rows a SELECT, or an INSERT setting columns `keys` and RETURNING some, gives."""
     ready = prepared(statement, conn.dialect, keys)
     cursor = _cursor(conn)
-    cursor.execute(ready.sql, ready.parameters(values))
-    return [ready.mapping(row) for row in cursor.fetchall()]
+    parameters = ready.parameters(values)
+    with _raised_as_sqlalchemy(conn, ready.sql, parameters):
+        cursor.execute(ready.sql, parameters)
+        return [ready.mapping(row) for row in cursor.fetchall()]
 
 
 def execute(conn: Connection, statement: Executable, values: Mapping[str, Any]) -> int:
     """Run an UPDATE or DELETE for `values`; the number of rows it matched."""
     ready = prepared(statement, conn.dialect)
-    return int(_cursor(conn).execute(ready.sql, ready.parameters(values)).rowcount)
+    parameters = ready.parameters(values)
+    with _raised_as_sqlalchemy(conn, ready.sql, parameters):
+        return int(_cursor(conn).execute(ready.sql, parameters).rowcount)
 
 
 def execute_many(
@@ -129,4 +148,6 @@ def execute_many(
     if not rows:
         return
     ready = prepared(statement, conn.dialect, tuple(rows[0]))
-    _cursor(conn).executemany(ready.sql, [ready.parameters(row) for row in rows])
+    parameters = [ready.parameters(row) for row in rows]
+    with _raised_as_sqlalchemy(conn, ready.sql, parameters):
+        _cursor(conn).executemany(ready.sql, parameters)

@@ -26,6 +26,8 @@ from evgi.core.errors import ConfigError, ValidationError
 # Where each certificate authority keeps its key and certificate, in a folder of its own.
 CA_KEY_FILE = "ca.key.pem"
 CA_CERTIFICATE_FILE = "ca.pem"
+# encipherOnly and decipherOnly mean something only beside keyAgreement (RFC 5280 4.2.1.3).
+KEY_AGREEMENT_USAGES = ("encipher_only", "decipher_only")
 KEY_USAGES = (
     "digital_signature",
     "content_commitment",
@@ -34,8 +36,7 @@ KEY_USAGES = (
     "key_agreement",
     "key_cert_sign",
     "crl_sign",
-    "encipher_only",
-    "decipher_only",
+    *KEY_AGREEMENT_USAGES,
 )
 
 

@@ -33,6 +33,8 @@ from evgi.core import certificates
 from evgi.core.certificates import (
     CA_CERTIFICATE_FILE,
     CA_KEY_FILE,
+    KEY_AGREEMENT_USAGES,
+    KEY_USAGES,
     certificate_builder,
     certificate_pem,
     read_certificate_of,
@@ -235,17 +237,8 @@ def load_certificate(data: bytes) -> CertificateDetails:
         raise CertificateError(f"not a readable X.509 certificate: {exc}") from exc
 
 
-_KEY_USAGES = (
-    "digital_signature",
-    "content_commitment",
-    "key_encipherment",
-    "data_encipherment",
-    "key_agreement",
-    "key_cert_sign",
-    "crl_sign",
-)
-# encipherOnly and decipherOnly mean something only beside keyAgreement (RFC 5280 4.2.1.3).
-_KEY_AGREEMENT_USAGES = ("encipher_only", "decipher_only")
+# cryptography's KeyUsage refuses to read the keyAgreement-only usages without keyAgreement.
+_KEY_USAGES = tuple(u for u in KEY_USAGES if u not in KEY_AGREEMENT_USAGES)
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
 
 
@@ -260,7 +253,7 @@ def _details(certificate: x509.Certificate, extensions: x509.Extensions) -> Cert
 
     constraints = value(x509.BasicConstraints)
     usage = value(x509.KeyUsage)
-    usages = _KEY_USAGES + (_KEY_AGREEMENT_USAGES if usage and usage.key_agreement else ())
+    usages = _KEY_USAGES + (KEY_AGREEMENT_USAGES if usage and usage.key_agreement else ())
     identifier = value(x509.SubjectKeyIdentifier)
     authority = value(x509.AuthorityKeyIdentifier)
     is_ca = constraints is not None and constraints.ca

@@ -463,30 +463,24 @@ def test_contract_update_and_several_contracts(pool: PoolScene) -> None:
         itself = scene.hierarchies.issue_contract(EMAID_1, key.public_key())
         sealed = seal_contract_key(key, itself.certificate, vehicle.issued.certificate)
         update = seal_contract_update(key, itself.certificate, itself.certificate)
-        with pytest.raises(InstallationError, match="cannot succeed itself"):
-            pools.store_contract(
-                client,
-                pcid,
-                EMAID_1,
-                [der(c) for c in itself.chain],
-                sealed,
-                1,
-                ContractRenewal(der(itself.certificate), update),
-            )
         # A key sealed as ISO 15118-20 would renew nothing: -20 has no CertificateUpdate.
         p521 = generate_contract_key(KeyProfile.ISO15118_20_SECP521R1)
         twenty = scene.hierarchies.issue_contract(EMAID_1, p521.public_key())
         sealed_20 = EncryptedContractKey(KeyProfile.ISO15118_20_SECP521R1, bytes(82), bytes(133))
-        with pytest.raises(InstallationError, match="no contract update"):
-            pools.store_contract(
-                client,
-                pcid,
-                EMAID_1,
-                [der(c) for c in itself.chain],
-                sealed,
-                1,
-                ContractRenewal(der(twenty.certificate), sealed_20),
-            )
+        for replaced, sealed_update, refusal in (
+            (itself, update, "cannot succeed itself"),
+            (twenty, sealed_20, "no contract update"),
+        ):
+            with pytest.raises(InstallationError, match=refusal):
+                pools.store_contract(
+                    client,
+                    pcid,
+                    EMAID_1,
+                    [der(c) for c in itself.chain],
+                    sealed,
+                    1,
+                    ContractRenewal(der(replaced.certificate), sealed_update),
+                )
         assert [(c.emaid, c.signed_data) for c in pools.contracts(pcid)] == before
     finally:
         pools.close()

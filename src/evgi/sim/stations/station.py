@@ -835,17 +835,24 @@ class Station(ChargePoint, metaclass=ABCMeta):  # type: ignore[misc]  # ocpp has
         if evse.session is session:
             await self._stop(evse, StopReason.DEAUTHORIZED)
 
-    def _limit_w(self, evse: Evse, at: datetime) -> int | None:
+    def _profile_terms(
+        self, evse: Evse, at: datetime
+    ) -> tuple[int, Rating, datetime, str | None, datetime | None]:
+        """What picks an EVSE's charging profile in force at `at`: the EVSE, its rating, and
+        its transaction and when that started."""
         session = evse.session
-        rating = Rating(evse.meter.voltage_v, evse.phases)
-        limit = self.profiles.limit_w(
+        return (
             evse.id,
-            rating,
+            Rating(evse.meter.voltage_v, evse.phases),
             at,
             session.transaction_id if session else None,
             session.started if session else None,
         )
-        station = self.profiles.limit_w(0, rating, at)
+
+    def _limit_w(self, evse: Evse, at: datetime) -> int | None:
+        terms = self._profile_terms(evse, at)
+        limit = self.profiles.limit_w(*terms)
+        station = self.profiles.limit_w(0, terms[1], at)
         if station is not None:
             others = sum(e.meter.power_w for e in self.evses.values() if e is not evse)
             share = max(0, station - others)

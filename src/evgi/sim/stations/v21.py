@@ -15,7 +15,6 @@ from typing import Any
 
 import ocpp.v21
 
-from evgi.sim.stations.charging_profile import Rating
 from evgi.sim.stations.connector import Evse
 from evgi.sim.stations.session import Session
 from evgi.sim.stations.station import StationError, _as_delta, ocpp_time, on
@@ -74,15 +73,7 @@ class Station21(Ocpp2Station):
 
     def _setpoint_w(self, evse: Evse, at: datetime) -> float:
         """A V2X profile's setpoint, within the charging limits in force; else what 2.0.1 does."""
-        session = evse.session
-        rating = Rating(evse.meter.voltage_v, evse.phases)
-        setpoint = self.profiles.setpoint_w(
-            evse.id,
-            rating,
-            at,
-            session.transaction_id if session else None,
-            session.started if session else None,
-        )
+        setpoint = self.profiles.setpoint_w(*self._profile_terms(evse, at))
         if setpoint is None:
             return super()._setpoint_w(evse, at)
         limit = self._limit_w(evse, at)

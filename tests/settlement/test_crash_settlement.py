@@ -42,7 +42,11 @@ SESSIONS = 48
 DRIVERS = 3
 BATCH = 3
 KILLS = 5
-MAX_RUN_BEFORE_KILL = 1.0  # seconds after the child's first line
+# Each run is killed once it has printed a random number of lines (a line per half batch), then a
+# random moment later: kill points follow the work's progress, not the clock, so a fast machine
+# cannot finish the work before the kills (five runs print at most 30 of its 33 lines).
+MAX_LINES_BEFORE_KILL = 6
+MAX_DELAY_AFTER_LINE = 0.02  # seconds
 STARTUP_TIMEOUT = 90.0
 
 
@@ -120,11 +124,12 @@ def test_killed_core_client_loses_nothing_and_pays_nothing_twice(
             assert child_process.wait(timeout=300) == 0, f"{context}: {err.read_text()[-3000:]}"
             break
         try:
+            lines = rng.randint(1, MAX_LINES_BEFORE_KILL)
             deadline = time.monotonic() + STARTUP_TIMEOUT
-            while out.stat().st_size == 0 and child_process.poll() is None:
-                assert time.monotonic() < deadline, f"{context}: the child printed nothing"
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, MAX_RUN_BEFORE_KILL))
+            while out.read_bytes().count(b"\n") < lines and child_process.poll() is None:
+                assert time.monotonic() < deadline, f"{context}: the child printed too little"
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.0, MAX_DELAY_AFTER_LINE))
         finally:
             child_process.kill()
             child_process.wait()

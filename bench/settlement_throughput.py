@@ -1,15 +1,18 @@
 """Prepaid sessions settled per second, end to end through the settlement core client.
 
 Each session is a TransactionStarted and a TransactionEnded event handed to the core client as
-the CSMS publishes them; its worker locks the tariff and opens the driver's escrow (signed by the
-driver's custodied key) at the start, and at the end prices the stored meter values under the
-locked tariff, builds and stores the CDR and settles the escrow (CPO paid, eMSP fee, driver
-refunded, CDR digest cited). The CSMS's transaction rows and meter values are written before the
-clock starts: they are the CSMS's work, not settlement's.
+the CSMS publishes them on a busy network: `--charging` sessions charge at once, so each start
+comes after the end of the session started that many before it. The core client's worker locks
+the tariff and opens the driver's escrow (signed by the driver's custodied key) at the start, and
+at the end prices the stored meter values under the locked tariff, builds and stores the CDR and
+settles the escrow (CPO paid, eMSP fee, driver refunded, CDR digest cited). The CSMS's
+transaction rows and meter values are written before the clock starts: they are the CSMS's work,
+not settlement's.
 
 The same code runs on three ledgers in one run: evgi's local engine (escrows of a batch go in one
-block), the escrow and token Vyper contracts on eth-tester's py-evm, and the same contracts on a
-Hardhat node (`--rpc`, or EVGI_TEST_EVM_RPC; skipped with a note when no node answers).
+block; sessions are closed in the closing process beside the worker, as `evgi serve` does), the
+escrow and token Vyper contracts on eth-tester's py-evm, and the same contracts on a Hardhat node
+(`--rpc`, or EVGI_TEST_EVM_RPC; skipped with a note when no node answers).
 
 Prints one JSON line to stdout; progress goes to stderr. Needs the `bench` extra.
 """
@@ -123,7 +126,10 @@ def build_site(
     clock = SystemClock()
     wallets = Wallets(ledger, Keystore(keys), SettlementStore(db), clock, "EUR", anchor)
     charging = ChargingStore(db)
-    core = CoreClient(wallets, charging, SettlementTerms(HOLD, fee_bp=50), clock, batch_size)
+    terms = SettlementTerms(HOLD, fee_bp=50)
+    core = CoreClient(
+        wallets, charging, terms, clock, batch_size, closing_process=ledger.engine_name == "local"
+    )
     if fund is not None:
         for account in (wallets.emsp, wallets.cpo):
             fund(account.address)
@@ -142,7 +148,7 @@ def build_site(
     return Site(core, starts, ends)
 
 
-def run(site: Site, label: str) -> float:
+def run(site: Site, label: str, charging: int) -> float:
     """Sessions per second: every start and end through the core client's queue and worker,
     which runs, as in `evgi serve`, with the start-up heap settled out of the collector's way."""
     core = site.core
@@ -150,9 +156,11 @@ def run(site: Site, label: str) -> float:
     settle_heap()
     core.start()
     started = time.perf_counter()
-    for event in site.starts:
+    for i, event in enumerate(site.starts):
+        if i >= charging:
+            core.enqueue(site.ends[i - charging])
         core.enqueue(event)
-    for event in site.ends:
+    for event in site.ends[max(0, len(site.ends) - charging) :]:
         core.enqueue(event)
     if not core.wait_idle(3600):
         raise RuntimeError(f"{label}: the core client did not finish")
@@ -171,7 +179,7 @@ def run(site: Site, label: str) -> float:
     return len(sessions) / elapsed
 
 
-def bench_local(n: int, drivers: int, block: int) -> float:
+def bench_local(n: int, drivers: int, block: int, charging: int) -> float:
     with tempfile.TemporaryDirectory(prefix="evgi-bench-") as tmp:
         db = open_database(f"sqlite:///{tmp}/evgi.db")
         anchor = Account.generate()
@@ -180,13 +188,13 @@ def bench_local(n: int, drivers: int, block: int) -> float:
             progress(f"local: preparing {n} sessions of {drivers} drivers")
             site = build_site(db, ledger, anchor, Path(tmp) / "keys", n, drivers, block)
             progress("local: settling")
-            return run(site, "local")
+            return run(site, "local", charging)
         finally:
             ledger.close()
             db.dispose()
 
 
-def bench_evm(web3: Any, label: str, n: int, drivers: int) -> float:
+def bench_evm(web3: Any, label: str, n: int, drivers: int, charging: int) -> float:
     from evgi.ledger.evm import EvmLedger
 
     with tempfile.TemporaryDirectory(prefix="evgi-bench-") as tmp:
@@ -197,7 +205,7 @@ def bench_evm(web3: Any, label: str, n: int, drivers: int) -> float:
             progress(f"{label}: preparing {n} sessions of {drivers} drivers")
             site = build_site(db, ledger, anchor, Path(tmp) / "keys", n, drivers, 1000, ledger.fund)
             progress(f"{label}: settling")
-            return run(site, label)
+            return run(site, label, charging)
         finally:
             ledger.close()
             db.dispose()
@@ -224,11 +232,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="sessions on the local engine")
     parser.add_argument("--block", type=int, default=1000, help="sessions per worker batch")
     parser.add_argument("--drivers", type=int, default=50, help="prepaid wallets (default 50)")
+    parser.add_argument(
+        "--charging", type=int, default=1000, help="sessions charging at once (default 1000)"
+    )
     parser.add_argument("--n-evm", type=int, default=60, help="sessions on py-evm")
     parser.add_argument("--n-hardhat", type=int, default=200, help="sessions on Hardhat")
     parser.add_argument("--rpc", default=os.environ.get("EVGI_TEST_EVM_RPC"), help="Hardhat")
     args = parser.parse_args(argv)
-    if min(args.n, args.block, args.drivers, args.n_evm, args.n_hardhat) < 1:
+    if min(args.n, args.block, args.drivers, args.charging, args.n_evm, args.n_hardhat) < 1:
         parser.error("counts must be positive")
     try:
         from eth_tester import EthereumTester, PyEVMBackend
@@ -239,15 +250,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"the peers need the bench extra: pip install -e '.[bench]' ({exc})"
         ) from exc
 
-    local = bench_local(args.n, args.drivers, args.block)
+    local = bench_local(args.n, args.drivers, args.block, args.charging)
     progress(f"local: {local:,.0f} sessions/s")
     tester = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
-    evm = bench_evm(tester, "py-evm", args.n_evm, min(args.drivers, args.n_evm))
+    evm = bench_evm(
+        tester, "py-evm", args.n_evm, min(args.drivers, args.n_evm), min(args.charging, args.n_evm)
+    )
     progress(f"py-evm: {evm:,.1f} sessions/s")
     node, why = hardhat(args.rpc)
     hardhat_rate = None
     if node is not None:
-        hardhat_rate = bench_evm(node, "hardhat", args.n_hardhat, min(args.drivers, 20))
+        hardhat_rate = bench_evm(
+            node, "hardhat", args.n_hardhat, min(args.drivers, 20), min(args.charging, 20)
+        )
         progress(f"hardhat: {hardhat_rate:,.1f} sessions/s")
     print(
         json.dumps(
@@ -266,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "n_hardhat": args.n_hardhat if node is not None else 0,
                 "batch": args.block,
                 "drivers": args.drivers,
+                "charging": args.charging,
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             }
         )

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="seconds after its start a session that never ended is settled on its "
         "meter values so far; its escrow may be refunded by anyone as long again later",
     )
+    settlement_closing_process: bool = Field(
+        default=True,
+        description="price sessions, build their CDRs and sign their settlements in a process "
+        "beside the settlement worker (local ledger engine only), so settlement uses two cores",
+    )
     settlement_export_price: str | None = Field(
         default=None,
         description="paid per kWh a vehicle sends back to the grid (e.g. '0.20 EUR'), to the "

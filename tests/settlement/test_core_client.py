@@ -21,7 +21,7 @@ from evgi.core.units import Money
 from evgi.csms import Csms
 from evgi.ledger import Receipt, SignedTransaction
 from evgi.settlement import CoreClient, Tariff, parse_tariff, session_id_of
-from evgi.settlement.core_client import metered_session
+from evgi.settlement.closing import metered_session
 from evgi.sim.stations import EvseSpec, Station, Vehicle, station_class
 from evgi.storage import CdrStore, ChargingTransaction, StoredMeterSample
 from evgi.storage import MeterSample as StoredSample

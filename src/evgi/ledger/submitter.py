@@ -26,16 +26,33 @@ class Submitter:
     def sign(self, module: str, method: str, **args: Any) -> SignedTransaction:
         """Sign the next transaction without submitting it (for batches)."""
         with self._lock:
-            if self._next is None:
-                self._next = self.ledger.nonce(self.account.address)
-            nonce = self._next
-            self._next += 1
+            nonce = self._upcoming()
+            self._next = nonce + 1
         tx = Transaction(self.ledger.chain_id, self.account.address, nonce, module, method, args)
         try:
             return self.ledger.sign(tx, self.account)
         except Exception:
             self.resync()  # the nonce was not used: leave no gap
             raise
+
+    def next_nonce(self) -> int:
+        """The nonce of the next transaction, for transactions signed elsewhere (another
+        process); `used` tells how many they took."""
+        with self._lock:
+            return self._upcoming()
+
+    def _upcoming(self) -> int:
+        """The next nonce (asked of the ledger when not known); the caller holds the lock."""
+        if self._next is None:
+            self._next = self.ledger.nonce(self.account.address)
+        return self._next
+
+    def used(self, first: int, count: int) -> None:
+        """`count` transactions were signed elsewhere from nonce `first` on. When this
+        submitter signed meanwhile, the two overlap: the ledger refuses one of them, and the
+        next nonce is asked of the ledger."""
+        with self._lock:
+            self._next = first + count if self._next == first else None
 
     def call(self, module: str, method: str, **args: Any) -> Receipt:
         """Submit one transaction and raise ExecutionError if the state machine refused it."""

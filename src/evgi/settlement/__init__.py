@@ -13,7 +13,7 @@ from evgi.settlement.anchoring import (
 )
 from evgi.settlement.cdr import Cdr, build_cdr, cdr_digest, id_token_digest, session_id_of
 from evgi.settlement.charging_session import ChargingSession, Interval, MeterSample
-from evgi.settlement.core_client import CoreClient, SettlementTerms, escrow_id_of
+from evgi.settlement.core_client import CoreClient, escrow_id_of
 from evgi.settlement.dynamic_tariff import (
     SlotPrice,
     TimeBand,
@@ -57,6 +57,7 @@ from evgi.settlement.tariff import (
     TariffType,
     parse_tariff,
 )
+from evgi.settlement.terms import SettlementTerms
 from evgi.settlement.wallet import HistoryEntry, InsufficientFunds, Wallets, token_symbol
 from evgi.storage.export_payment import ExportPayment
 

@@ -38,20 +38,19 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evgi.config import Settings
 from evgi.core.batches import take_batch
 from evgi.core.clock import Clock
 from evgi.core.digest import keccak256
 from evgi.core.errors import NotFoundError, ValidationError
 from evgi.core.events import EventBus
 from evgi.core.keys import normalize_address
-from evgi.core.units import Money
 from evgi.csms import (
     AuthorizationRequest,
     Refusal,
@@ -59,15 +58,16 @@ from evgi.csms import (
     TransactionStarted,
 )
 from evgi.csms.authorization import Authorization
-from evgi.csms.metering import energy_register_wh
 from evgi.ledger import Receipt, SignedTransaction
-from evgi.settlement.cdr import Cdr, build_cdr, session_id_of
-from evgi.settlement.charging_session import ChargingSession, Interval, MeterSample, location_zone
-from evgi.settlement.price_quote import LockedTariff, Quote, SessionPlan, quote_session
-from evgi.settlement.tariff import Tariff, parse_tariff
+from evgi.settlement.cdr import session_id_of
+from evgi.settlement.charging_session import location_zone
+from evgi.settlement.closing import Closer, ClosingProcess, Closings
+from evgi.settlement.price_quote import Quote, SessionPlan, quote_session
+from evgi.settlement.tariff import Tariff
+from evgi.settlement.terms import SettlementTerms
 from evgi.settlement.wallet import Wallets
 from evgi.storage.charge_records import CdrStore
-from evgi.storage.charging import ChargingStore, ChargingTransaction, StoredMeterSample
+from evgi.storage.charging import ChargingStore
 from evgi.storage.settlement import (
     FAILED,
     OPEN,
@@ -88,100 +88,20 @@ log = structlog.get_logger(__name__)
 
 _SWEEP: Any = object()  # a wake-up with no event: time to apply the timeout rule
 
-_BASIS_POINTS = 10_000
-
 
 @dataclass(frozen=True)
-class SettlementTerms:
-    hold: Money  # pre-authorised per session
-    fee_bp: int = 0  # the eMSP's fee, in basis points of the session's cost, paid on top of it
-    session_timeout: timedelta = timedelta(hours=24)
-    escrow_grace: timedelta = timedelta(hours=24)
-    quote_validity: timedelta = timedelta(minutes=15)
+class _InFlight:
+    """A batch of `count` events whose ends are being closed; its closings' transactions take
+    the operator's nonces from `first_nonce` on."""
 
-    def __post_init__(self) -> None:
-        if self.hold.minor <= 0:
-            raise ValidationError(f"the hold per session must be positive, not {self.hold}")
-        if not 0 <= self.fee_bp <= _BASIS_POINTS:
-            raise ValidationError("the eMSP fee is 0 to 10000 basis points of the cost")
-        if self.session_timeout <= timedelta(0) or self.escrow_grace < timedelta(0):
-            raise ValidationError("the session timeout must be positive and the grace not negative")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SettlementTerms:
-        return cls(
-            Money.parse(settings.settlement_hold),
-            settings.settlement_fee_bp,
-            timedelta(seconds=settings.settlement_session_timeout),
-            timedelta(seconds=settings.settlement_session_timeout),
-        )
-
-    @property
-    def escrow_timeout_s(self) -> int:
-        return int((self.session_timeout + self.escrow_grace).total_seconds())
-
-    def shares(self, cost: int) -> tuple[int, int]:
-        """(to the payee, to the eMSP) for a session that cost `cost`, within the hold."""
-        fee = cost * self.fee_bp // _BASIS_POINTS
-        payee = min(cost, self.hold.minor)
-        return payee, min(fee, self.hold.minor - payee)
+    count: int
+    future: Future[Closings] | None = None
+    first_nonce: int = 0
 
 
 def escrow_id_of(session_id: str) -> str:
     """The one escrow id a session can have on the ledger."""
     return "chg-" + keccak256(session_id.encode()).hex()[:40]
-
-
-def metered_session(
-    transaction: ChargingTransaction, samples: Sequence[StoredMeterSample], time_zone: str
-) -> ChargingSession:
-    """What the tariff is applied to: the transaction's energy register readings between its
-    start and stop; it was charging wherever the register rose, parking elsewhere."""
-    assert transaction.stopped_at is not None
-    start, stop = transaction.started_at, transaction.stopped_at
-    readings: dict[datetime, int] = {}
-    if transaction.meter_start_wh is not None:
-        readings[start] = transaction.meter_start_wh
-    for stored in samples:
-        at = stored.sample.timestamp
-        if start < at < stop:
-            wh = energy_register_wh((stored.sample,))
-            if wh is not None:
-                readings[at] = max(wh, readings.get(at, wh))
-    if transaction.meter_stop_wh is not None:
-        readings[stop] = transaction.meter_stop_wh
-    points: list[MeterSample] = []
-    rising: list[list[datetime]] = []  # [start, end] of each run of rising readings
-    highest: int | None = None
-    for at in sorted(readings):
-        wh = readings[at] if highest is None else max(highest, readings[at])
-        if points and wh > points[-1].energy_wh:
-            if rising and rising[-1][1] == points[-1].at:
-                rising[-1][1] = at
-            else:
-                rising.append([points[-1].at, at])
-        points.append(MeterSample(at, wh))
-        highest = wh
-    charging = tuple(Interval(begin, end) for begin, end in rising)
-    return ChargingSession(start, stop, time_zone, tuple(points), charging)
-
-
-def _ended_by_timeout(
-    transaction: ChargingTransaction, samples: Sequence[StoredMeterSample]
-) -> ChargingTransaction:
-    """A transaction that never ended, ended at its last stored reading (or its start)."""
-    stop, register = transaction.started_at, transaction.meter_start_wh
-    for stored in samples:
-        wh = energy_register_wh((stored.sample,))
-        if wh is not None and stored.sample.timestamp >= stop:
-            stop, register = stored.sample.timestamp, wh
-    return replace(
-        transaction,
-        state="ended",
-        stopped_at=stop,
-        meter_stop_wh=register,
-        stop_reason="Timeout",
-    )
 
 
 class CoreClient:
@@ -195,6 +115,7 @@ class CoreClient:
         clock: Clock,
         batch_size: int = 1000,
         sweep_interval: float = 60.0,
+        closing_process: bool = False,
     ) -> None:
         if terms.hold.currency != wallets.currency:
             raise ValidationError(
@@ -211,7 +132,20 @@ class CoreClient:
         self.batch_size = batch_size
         self.sweep_interval = sweep_interval
         self.operator = wallets.submitter(wallets.cpo)
-        self._tariffs: dict[str, LockedTariff] = {}
+        chain_id = self.ledger.chain_id
+        emsp = wallets.emsp.address
+        self.closer = Closer(
+            self.store, charging, terms, emsp, wallets.cpo, chain_id, self.ledger.sign
+        )
+        self._process: ClosingProcess | None = None
+        if closing_process:
+            if self.ledger.engine_name != "local":
+                raise ValidationError(
+                    "a closing process signs for the local ledger engine only, "
+                    f"not for the {self.ledger.engine_name} engine"
+                )
+            url = self.engine.url.render_as_string(hide_password=False)
+            self._process = ClosingProcess(url, terms, emsp, wallets.cpo, chain_id)
         self._queue: queue.SimpleQueue[TransactionStarted | TransactionEnded | None] = (
             queue.SimpleQueue()
         )
@@ -222,9 +156,14 @@ class CoreClient:
     @classmethod
     def for_platform(cls, platform: Platform, charging: ChargingStore) -> CoreClient:
         """The core client of `evgi serve`, on the platform's ledger, keys and settings."""
-        terms = SettlementTerms.from_settings(platform.settings)
+        settings = platform.settings
+        terms = SettlementTerms.from_settings(settings)
         return cls(
-            Wallets.for_platform(platform, terms.hold.currency), charging, terms, platform.clock
+            Wallets.for_platform(platform, terms.hold.currency),
+            charging,
+            terms,
+            platform.clock,
+            closing_process=settings.settlement_closing_process and settings.ledger == "local",
         )
 
     # tariffs and prices
@@ -250,13 +189,6 @@ class CoreClient:
                 self.clock.now(),
             )
 
-    def _tariff(self, document: str) -> LockedTariff:
-        """The parsed tariff, its digest and its pricing, worked out once per distinct document."""
-        known = self._tariffs.get(document)
-        if known is None:
-            known = self._tariffs[document] = LockedTariff.of(parse_tariff(document))
-        return known
-
     def quote(
         self,
         station_id: str,
@@ -273,7 +205,7 @@ class CoreClient:
             if station is None:
                 raise NotFoundError(f"station {station_id} has no tariff")
             quote = quote_session(
-                self._tariff(station.tariff).tariff,
+                self.closer.tariff(station.tariff).tariff,
                 SessionPlan(now, energy_wh, duration, max_power_w, station.time_zone),
             )
             self.store.add_quote(
@@ -344,15 +276,19 @@ class CoreClient:
             return
         self.wallets.ensure_token()
         self.recover()
+        if self._process is not None:
+            self._process.start()
         self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Process what is queued, then stop the worker."""
+        """Process what is queued, then stop the worker (and the closing process)."""
         thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(None)
             thread.join()
+        if self._process is not None:
+            self._process.stop()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued event has been handled; False on timeout."""
@@ -360,40 +296,89 @@ class CoreClient:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def _run(self) -> None:
+        """Batches flow through two stages: a batch's ends are closed (by the closing process,
+        when there is one) while the worker opens the next batch's escrows and settles the
+        previous batch's closings; a batch waits for the next one only while events queue."""
         last_sweep = self.clock.now()
+        closing: _InFlight | None = None
         while True:
+            if closing is not None and self._queue.empty():
+                self._land(self._collect(closing))
+                closing = None
             try:
                 first = self._queue.get(timeout=self.sweep_interval)
             except queue.Empty:
                 first = _SWEEP
-            if first is None:
-                return
             # A sweep wake-up found the queue empty: nothing to batch, only the timeout rule.
             batch, stop = (
-                ([], False) if first is _SWEEP else take_batch(self._queue, first, self.batch_size)
+                ([], False)
+                if first is _SWEEP or first is None
+                else take_batch(self._queue, first, self.batch_size)
             )
-            self._handle(batch)
+            closing = self._handle(batch, closing)
             now = self.clock.now()
-            if (now - last_sweep).total_seconds() >= self.sweep_interval:
+            sweep = (now - last_sweep).total_seconds() >= self.sweep_interval
+            if closing is not None and (sweep or stop or first is None):
+                self._land(self._collect(closing))
+                closing = None
+            if sweep:
                 last_sweep = now
                 self._guarded(self.expire, now)
                 self._guarded(self.recover)
-            if stop:
+            if stop or first is None:
                 return
 
-    def _handle(self, batch: list[Any]) -> None:
+    def _handle(self, batch: list[Any], previous: _InFlight | None) -> _InFlight | None:
+        """Open the batch's escrows, send its ends to be closed, and settle what `previous`
+        closed meanwhile; returns the batch's closing, still under way."""
         starts = [e for e in batch if isinstance(e, TransactionStarted)]
         ends = [e for e in batch if isinstance(e, TransactionEnded)]
+        if starts:
+            self._guarded(self.open_sessions, starts)
+        landing = None if previous is None else self._collect(previous)
+        # The operator's nonces of the previous batch are known now: this batch's follow them.
+        ended = [session_id_of(e.station_id, e.transaction_id) for e in ends]
+        closing = self._send_to_close(ended, len(batch)) if ended else _InFlight(len(batch))
+        if landing is not None:
+            self._land(landing)
+        return closing
+
+    def _send_to_close(self, session_ids: list[str], count: int) -> _InFlight:
+        first = self.operator.next_nonce()
+        future: Future[Closings]
         try:
-            if starts:
-                self._guarded(self.open_sessions, starts)
-            if ends:
-                self._guarded(
-                    self.settle, [session_id_of(e.station_id, e.transaction_id) for e in ends]
-                )
+            if self._process is not None:
+                future = self._process.close(session_ids, False, first)
+            else:
+                future = Future()
+                future.set_result(self.closer.close(session_ids, False, first))
+        except Exception:
+            log.exception("settlement batch failed", work="close")
+            return _InFlight(count)
+        return _InFlight(count, future, first)
+
+    def _collect(self, closing: _InFlight) -> tuple[int, Closings | None]:
+        """The closings of a batch sent to be closed, its signed transactions counted as the
+        operator's; None when closing failed (its sessions stay open for `recover`)."""
+        if closing.future is None:
+            return closing.count, None
+        try:
+            closings = closing.future.result()
+        except Exception:
+            log.exception("settlement batch failed", work="close")
+            return closing.count, None
+        self.operator.used(closing.first_nonce, len(closings.signed))
+        return closing.count, closings
+
+    def _land(self, landing: tuple[int, Closings | None]) -> None:
+        """Store and settle a batch's closings, then count its events as handled."""
+        count, closings = landing
+        try:
+            if closings is not None:
+                self._guarded(self._settle_closings, closings)
         finally:
             with self._idle:
-                self._pending -= len(batch)
+                self._pending -= count
                 self._idle.notify_all()
 
     @staticmethod
@@ -456,7 +441,7 @@ class CoreClient:
             log.warning("prepaid session at a station without tariff", session=session_id)
             return None
         document = station.tariff if quote is None else quote.tariff
-        digest = self._tariff(document).digest
+        digest = self.closer.tariff(document).digest
         return SettlementSession(
             session_id=session_id,
             station_id=event.station_id,
@@ -508,121 +493,31 @@ class CoreClient:
         return self._close([s.session_id for s in stale], timed_out=True)
 
     def _close(self, session_ids: Sequence[str], timed_out: bool) -> list[SettlementSession]:
-        """Price the batch's sessions on one read of their transactions and meter values, then
-        store their CDRs and their settling rows in one database transaction, before the
-        ledger sees any of them."""
-        settling: list[tuple[SettlementSession, Cdr]] = []
-        refunding: list[SettlementSession] = []
-        with self.engine.connect() as conn:
-            found = self.store.find_sessions(conn, list(dict.fromkeys(session_ids)))
-            # not prepaid, not yet funded, or already closed: nothing to do
-            sessions = [s for s in found.values() if s.state == OPEN]
-            transactions = self.charging.find_transactions(
-                conn, [(s.station_id, s.transaction_id) for s in sessions]
-            )
-            samples: dict[int | None, list[StoredMeterSample]] = {}
-            for sample in self.charging.meter_samples(
-                conn, transaction_numbers=[t.number for t in transactions.values()]
-            ):
-                samples.setdefault(sample.transaction_number, []).append(sample)
-        for session in sessions:
-            transaction = transactions.get((session.station_id, session.transaction_id))
-            readings = [] if transaction is None else samples.get(transaction.number, [])
-            closing = self._closing(session, transaction, readings, timed_out)
-            if isinstance(closing, tuple):
-                settling.append(closing)
-            elif closing is not None:
-                refunding.append(closing)
-        ready = [session for session, _cdr in settling]
+        first = self.operator.next_nonce()
+        closings = self.closer.close(session_ids, timed_out, first)
+        self.operator.used(first, len(closings.signed))
+        return self._settle_closings(closings)
+
+    def _settle_closings(self, closings: Closings) -> list[SettlementSession]:
+        """Store the CDRs and the settling rows in one database transaction before the ledger
+        sees any of their settlements."""
+        ready = [session for session, _cdr in closings.settling]
         with self.engine.begin() as conn:
             # A refund needs no record kept before it: it is decided again after a crash.
-            self.cdrs.save_many(conn, [cdr for _session, cdr in settling])
+            self.cdrs.save_many(conn, [cdr for _session, cdr in closings.settling])
             self.store.update_sessions(conn, ready)
-        return self._send_closings(ready, refunding)
-
-    def _closing(
-        self,
-        session: SettlementSession,
-        transaction: ChargingTransaction | None,
-        samples: list[StoredMeterSample],
-        timed_out: bool,
-    ) -> tuple[SettlementSession, Cdr] | SettlementSession | None:
-        """The session settling with its CDR, the CDR's digest and its shares fixed (stored with
-        the CDR before the ledger sees it); refunding when nothing can be billed; None while its
-        transaction is still running."""
-        if transaction is None:
-            return replace(session, state=REFUNDED, note="the CSMS has no such transaction")
-        note = None
-        if transaction.state != "ended":
-            if not timed_out:
-                return None
-            transaction = _ended_by_timeout(transaction, samples)
-            if transaction.stopped_at == transaction.started_at:
-                return replace(
-                    session, state=REFUNDED, note="refunded by timeout: nothing was ever metered"
-                )
-            note = (
-                f"settled by timeout: no end {self.terms.session_timeout} after the start, "
-                "billed up to the last meter reading"
-            )
-        if (
-            transaction.meter_start_wh is None
-            or transaction.meter_stop_wh is None
-            or transaction.meter_stop_wh < transaction.meter_start_wh
-        ):
-            return replace(session, state=REFUNDED, note="no meter readings to bill")
-        pricing = self._tariff(session.tariff).pricing
-        breakdown = pricing.price(metered_session(transaction, samples, session.time_zone))
-        cost = breakdown.total_incl_vat
-        cdr = build_cdr(
-            transaction,
-            samples,
-            breakdown,
-            session.tariff_digest,
-            driver=session.payer,
-            cpo=session.payee,
-            emsp=self.wallets.emsp.address,
-            escrow_id=session.escrow_id,
-        )
-        payee, fee = self.terms.shares(cost.minor)
-        if payee < cost.minor:
-            note = (note + "; " if note else "") + (
-                f"cost {cost} exceeds the {self.terms.hold} held: capped, "
-                f"{Money(cost.currency, cost.minor - payee)} unpaid"
-            )
-        settling = replace(
-            session,
-            state=SETTLING,
-            cost_minor=cost.minor,
-            payee_minor=payee,
-            fee_minor=fee,
-            record_hash=cdr.digest(),
-            note=note,
-        )
-        return settling, cdr
+        return self._send_closings(ready, closings.refunding, closings.signed)
 
     def _send_closings(
-        self, settling: list[SettlementSession], refunding: list[SettlementSession]
+        self,
+        settling: list[SettlementSession],
+        refunding: list[SettlementSession],
+        signed: list[SignedTransaction],
     ) -> list[SettlementSession]:
-        signed = [self._settle_tx(s) for s in settling]
-        signed += [self.operator.sign("escrow", "refund", escrow_id=s.escrow_id) for s in refunding]
         receipts = self._submit(signed)
         return self._record_outcomes(
             settling, receipts[: len(settling)], SETTLED
         ) + self._record_outcomes(refunding, receipts[len(settling) :], REFUNDED)
-
-    def _settle_tx(self, session: SettlementSession) -> SignedTransaction:
-        assert session.payee_minor is not None and session.fee_minor is not None
-        assert session.record_hash is not None
-        return self.operator.sign(
-            "escrow",
-            "settle",
-            escrow_id=session.escrow_id,
-            payee_amount=session.payee_minor,
-            fee_amount=session.fee_minor,
-            fee_payee=self.wallets.emsp.address,
-            record_hash=session.record_hash,
-        )
 
     # ledger round trips
 
@@ -711,7 +606,10 @@ class CoreClient:
         with self.engine.begin() as conn:
             self.store.update_sessions(conn, learned)
         self._open_escrows(reopen)
-        self._send_closings(resettle, [])
+        first = self.operator.next_nonce()
+        signed = self.closer.sign(resettle, [], first)
+        self.operator.used(first, len(signed))
+        self._send_closings(resettle, [], signed)
         with self.engine.connect() as conn:
             open_ids = [s.session_id for s in self.store.sessions(conn, states=(OPEN,))]
         return self.settle(open_ids)

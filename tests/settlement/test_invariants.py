@@ -100,13 +100,22 @@ def _record(
 
 
 def make_site(
-    db: Engine, ledger: Ledger, anchor: Account, keys: Path, drivers: int = 1, fee_bp: int = 0
+    db: Engine,
+    ledger: Ledger,
+    anchor: Account,
+    keys: Path,
+    drivers: int = 1,
+    fee_bp: int = 0,
+    closing_process: bool = False,
 ) -> Site:
     """A station with the tariff, and `drivers` wallets of 1,000 EUR linked to CARD-<i>."""
     clock = SystemClock()
     wallets = Wallets(ledger, Keystore(keys), SettlementStore(db), clock, "EUR", anchor)
     charging = ChargingStore(db)
-    core = CoreClient(wallets, charging, SettlementTerms(HOLD, fee_bp=fee_bp), clock)
+    terms = SettlementTerms(HOLD, fee_bp=fee_bp)
+    core = CoreClient(
+        wallets, charging, terms, clock, batch_size=8, closing_process=closing_process
+    )
     fund = getattr(ledger, "fund", None)
     for account in (wallets.emsp, wallets.cpo):
         if fund is not None:

@@ -10,6 +10,9 @@ stores and settles the previous batch on the other.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -254,6 +257,12 @@ def _start_closer(
     url: str, terms: SettlementTerms, emsp: str, operator_key: bytes, chain_id: int
 ) -> None:
     global _closer
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C reaches the whole group: the parent stops it
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed outright cannot stop it: it stops by itself
+        threading.Thread(target=_exit_after, args=(parent,), daemon=True).start()
     engine = create_database_engine(url)
     _closer = Closer(
         SettlementStore(engine),
@@ -264,6 +273,11 @@ def _start_closer(
         chain_id,
         Transaction.sign,
     )
+
+
+def _exit_after(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(0)
 
 
 def _close_in_process(session_ids: Sequence[str], timed_out: bool, first_nonce: int) -> Closings:

@@ -1,10 +1,10 @@
 """Signature checks kept off a block's critical path.
 
-secp256k1 recovery releases the GIL, so checks run on two threads while the caller goes on. They
-start as soon as the engine signs a transaction, in chunks, so a batch is mostly checked while
-it is still being signed (signing releases the GIL too); a block's other transactions are
-checked when it is submitted. Either way a block waits for the results of its own transactions
-before it commits, and a bad signature refuses it.
+A transaction this engine signed itself (`LocalLedger.sign`) is known good: its signature was
+made with the sender's key a moment ago, so it is not recovered again. Every other transaction of
+a block is checked while the block executes and its rows are written, on two threads when there
+are many (secp256k1 recovery releases the GIL); the block waits for the results before it
+commits, and a bad signature refuses it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from evgi.ledger.transaction import SignedTransaction
 
-_CHUNK = 64  # signed transactions checked together; fewer at submission are checked in place
-_KEPT = 16_384  # results of transactions signed but not yet submitted; older ones are dropped
+_CHUNK = 64  # fewer transactions to check are checked in place, before the block runs
+_KEPT = 16_384  # transactions signed here and not yet submitted; older ones are checked again
 
 Problems = list[Exception | None]  # per transaction of a chunk: why its signature is bad
 
@@ -37,82 +37,54 @@ def _problems(chunk: Sequence[SignedTransaction]) -> Problems:
 class BlockChecks:
     """The checks of one block's transactions, in block order."""
 
-    def __init__(
-        self, results: list[tuple[Future[Problems], int]], own: list[Future[Problems]]
-    ) -> None:
-        self._results = results
-        self._own = own  # started for this block alone: cancelled if the block fails first
+    def __init__(self, chunks: list[Future[Problems]]) -> None:
+        self._chunks = chunks
 
     def wait(self) -> None:
         """Raise the first bad transaction's error."""
-        for future, index in self._results:
-            problem = future.result()[index]
-            if problem is not None:
-                raise problem
+        for future in self._chunks:
+            for problem in future.result():
+                if problem is not None:
+                    raise problem
 
     def cancel(self) -> None:
-        for future in self._own:
+        """The block failed first: its checks are of no use any more."""
+        for future in self._chunks:
             future.cancel()
 
 
 class SignatureChecks:
-    """One engine's checks: of what it signs, early, and of each block it is given."""
+    """One engine's checks: what it signed itself is known good, the rest is checked."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._signed: list[SignedTransaction] = []  # not yet started
-        # by id(stx), the transaction kept alive beside its result so that id cannot be reused
-        self._started: OrderedDict[int, tuple[SignedTransaction, Future[Problems], int]] = (
-            OrderedDict()
-        )
-
-    def _start(self, chunk: list[SignedTransaction]) -> Future[Problems]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evgi-sig")
-        return self._pool.submit(_problems, chunk)
+        # by id(stx), the transaction itself, kept alive so that its id cannot be reused
+        self._own: OrderedDict[int, SignedTransaction] = OrderedDict()
 
     def signed(self, stx: SignedTransaction) -> None:
-        """Check `stx` early, with the transactions signed just before it."""
+        """`stx` was signed by this engine."""
         with self._lock:
-            self._signed.append(stx)
-            if len(self._signed) < _CHUNK:
-                return
-            chunk, self._signed = self._signed, []
-            future = self._start(chunk)
-            for index, signed in enumerate(chunk):
-                self._started[id(signed)] = (signed, future, index)
-            while len(self._started) > _KEPT:
-                self._started.popitem(last=False)
+            self._own[id(stx)] = stx
+            while len(self._own) > _KEPT:
+                self._own.popitem(last=False)
 
     def block(self, transactions: Sequence[SignedTransaction]) -> BlockChecks:
-        """Checks for a block: those started early, the rest now, in place when they are few
-        (a bad one raises at once, before the block runs), else on the threads."""
-        results: list[tuple[int, Future[Problems], int]] = []  # position, chunk, index in it
-        rest: list[tuple[int, SignedTransaction]] = []
-        own: list[Future[Problems]] = []
+        """Checks for a block's transactions not signed here: in place when they are few (a bad
+        one raises at once, before the block runs), else started on the threads."""
         with self._lock:
-            for position, stx in enumerate(transactions):
-                entry = self._started.pop(id(stx), None)
-                if entry is not None:
-                    results.append((position, entry[1], entry[2]))
-                else:
-                    rest.append((position, stx))
-            if rest and self._signed:
-                submitted = {id(stx) for _position, stx in rest}
-                self._signed = [stx for stx in self._signed if id(stx) not in submitted]
-            if len(rest) >= _CHUNK:
-                half = len(rest) // 2
-                for part in (rest[:half], rest[half:]):
-                    future = self._start([stx for _position, stx in part])
-                    own.append(future)
-                    results += [(position, future, i) for i, (position, _stx) in enumerate(part)]
-        if not own:
-            for problem in _problems([stx for _position, stx in rest]):
+            rest = [stx for stx in transactions if self._own.pop(id(stx), None) is not stx]
+        if len(rest) < _CHUNK:
+            for problem in _problems(rest):
                 if problem is not None:
                     raise problem
-        results.sort(key=lambda result: result[0])
-        return BlockChecks([(future, index) for _position, future, index in results], own)
+            return BlockChecks([])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="evgi-sig")
+        half = len(rest) // 2
+        return BlockChecks(
+            [self._pool.submit(_problems, part) for part in (rest[:half], rest[half:])]
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -190,8 +190,8 @@ def test_forgery_of_a_transaction_checked_early_is_still_refused(
     holders: Holders,
     forge: Callable[[SignedTransaction], SignedTransaction],
 ) -> None:
-    """The ledger starts checking what it signs in chunks of 64; a forged copy of one of them
-    is another transaction, checked when it is submitted."""
+    """What the ledger signed itself is known good and not checked again; a forged copy of one
+    of them is another transaction, checked when it is submitted."""
     alice = holders[0]
     honest = [mint(issuer, alice, 1) for _ in range(150)]
     head, count = ledger.head(), stored_transactions(db)

@@ -29,7 +29,7 @@ several times. The CPU each authorization of the saturated load cost the validat
 the responder moves far less with it, and is what to compare between versions.
 
 The validating process settles its heap after start-up as `evgi serve` does
-(`evgi.service.settle_heap`), so that full collections do not walk what lives as long as it.
+(`evgi.core.heap.settle_heap`), so that full collections do not walk what lives as long as it.
 
 Prints one JSON line to stdout; progress goes to stderr.
 """
@@ -62,6 +62,7 @@ from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBacken
 from pyhanko_certvalidator.fetchers.api import FetchLimits
 
 from evgi.config import Settings
+from evgi.core.heap import settle_heap
 from evgi.pnc import (
     Branch,
     ChainValidator,
@@ -72,7 +73,6 @@ from evgi.pnc import (
     OcspClient,
     RootSpec,
 )
-from evgi.service import settle_heap
 from evgi.storage import open_database
 
 ECOSYSTEM = (

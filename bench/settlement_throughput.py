@@ -35,10 +35,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from evgi.core import Account, Money, SystemClock
+from evgi.core.heap import settle_heap
 from evgi.csms import TransactionEnded, TransactionStarted
 from evgi.identity.keystore import Keystore
 from evgi.ledger import Ledger, open_local_ledger
-from evgi.service import settle_heap
 from evgi.settlement import CoreClient, SettlementTerms, Wallets, parse_tariff
 from evgi.storage import ChargingStore, MeterSample, open_database
 from evgi.storage.settlement import SettlementStore

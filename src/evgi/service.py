@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from evgi.api.data import HotRoutes
 from evgi.api.hot_path import HotPath
 from evgi.api.pki import OcspRoutes
 from evgi.app import Platform
+from evgi.core.heap import settle_heap
 from evgi.csms import Csms, ocpp_tls
 from evgi.grid import CsipServer
 from evgi.settlement import CdrAnchoring, CoreClient, ExportPayments
@@ -90,14 +90,6 @@ async def serve(platform: Platform) -> None:
         await csms.stop()
         await grid.stop()
         core.stop()
-
-
-def settle_heap() -> None:
-    """Keep what start-up made out of the collector's way: it lives as long as the process,
-    and each full collection would walk all of it again, pausing every request in flight for
-    tens of milliseconds (a Plug & Charge authorization's p99)."""
-    gc.collect()
-    gc.freeze()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from evgi.core.heap import settle_heap
 from evgi.core.keys import Account
 from evgi.core.units import Money
 from evgi.csms.metering import energy_register_wh
@@ -88,11 +89,30 @@ def _ended_by_timeout(
 
 
 @dataclass(frozen=True)
+class SealedCdr:
+    """A CDR as the store keeps it, its canonical bytes and their digest: what crosses back from
+    the closing process, lighter than the parsed document."""
+
+    session_id: str
+    station_id: str
+    stop: datetime
+    canonical: bytes
+    record_hash: str
+
+    @classmethod
+    def of(cls, cdr: Cdr) -> SealedCdr:
+        return cls(cdr.session_id, cdr.station_id, cdr.stop, cdr.canonical, cdr.digest())
+
+    def digest(self) -> str:
+        return self.record_hash
+
+
+@dataclass(frozen=True)
 class Closings:
     """A batch's sessions settling (each with its CDR) and refunding, and their transactions
     signed in that order: the settlements, then the refunds."""
 
-    settling: list[tuple[SettlementSession, Cdr]]
+    settling: list[tuple[SettlementSession, SealedCdr]]
     refunding: list[SettlementSession]
     signed: list[SignedTransaction]
 
@@ -141,7 +161,7 @@ class Closer:
                 conn, transaction_numbers=[t.number for t in transactions.values()]
             ):
                 samples.setdefault(sample.transaction_number, []).append(sample)
-        settling: list[tuple[SettlementSession, Cdr]] = []
+        settling: list[tuple[SettlementSession, SealedCdr]] = []
         refunding: list[SettlementSession] = []
         for session in sessions:
             transaction = transactions.get((session.station_id, session.transaction_id))
@@ -160,7 +180,7 @@ class Closer:
         transaction: ChargingTransaction | None,
         samples: list[StoredMeterSample],
         timed_out: bool,
-    ) -> tuple[SettlementSession, Cdr] | SettlementSession | None:
+    ) -> tuple[SettlementSession, SealedCdr] | SettlementSession | None:
         """The session settling with its CDR, the CDR's digest and its shares fixed (stored with
         the CDR before the ledger sees it); refunding when nothing can be billed; None while its
         transaction is still running."""
@@ -213,7 +233,7 @@ class Closer:
             record_hash=cdr.digest(),
             note=note,
         )
-        return settling, cdr
+        return settling, SealedCdr.of(cdr)
 
     def sign(
         self,
@@ -273,6 +293,7 @@ def _start_closer(
         chain_id,
         Transaction.sign,
     )
+    settle_heap()
 
 
 def _exit_after(parent: multiprocessing.process.BaseProcess) -> None:

@@ -183,7 +183,7 @@ def bench_local(n: int, drivers: int, block: int, charging: int) -> float:
     with tempfile.TemporaryDirectory(prefix="evgi-bench-") as tmp:
         db = open_database(f"sqlite:///{tmp}/evgi.db")
         anchor = Account.generate()
-        ledger = open_local_ledger(db, CHAIN_ID, [anchor.address], block_max_transactions=block)
+        ledger = open_local_ledger(db, CHAIN_ID, [anchor.address])
         try:
             progress(f"local: preparing {n} sessions of {drivers} drivers")
             site = build_site(db, ledger, anchor, Path(tmp) / "keys", n, drivers, block)
@@ -230,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Prepaid sessions settled per second: local ledger vs py-evm vs Hardhat."
     )
     parser.add_argument("--n", type=int, default=10_000, help="sessions on the local engine")
-    parser.add_argument("--block", type=int, default=1000, help="sessions per worker batch")
+    parser.add_argument(
+        "--block", type=int, default=3000, help="events per worker batch (default 3000)"
+    )
     parser.add_argument("--drivers", type=int, default=50, help="prepaid wallets (default 50)")
     parser.add_argument(
         "--charging", type=int, default=1000, help="sessions charging at once (default 1000)"

@@ -8,8 +8,10 @@ import multiprocessing
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from evgi.core import Account
@@ -71,22 +73,29 @@ def _check_settled_once(site: Site, ledger: LocalLedger, count: int) -> None:
     assert balances[site.wallets.cpo.address] == sum(s.payee_minor or 0 for s in sessions)
 
 
-def test_sessions_closed_in_the_closing_process_settle_at_the_tariff_amount(
-    db: Engine, ledger: LocalLedger, anchor: Account, tmp_path: Path
-) -> None:
+@pytest.fixture
+def running(db: Engine, ledger: LocalLedger, anchor: Account, tmp_path: Path) -> Iterator[Site]:
+    """A site whose core client's worker runs, with its closing process."""
     site = make_site(db, ledger, anchor, tmp_path / "keys", DRIVERS, 100, closing_process=True)
-    core = site.core
-    core.start()
+    site.core.start()
     try:
-        assert len(_closing_processes()) == 1
-        events, energies = _events(site, 0, SESSIONS)
-        for event in events:
-            core.enqueue(event)
-        assert core.wait_idle(120)
+        yield site
     finally:
-        core.stop()
+        site.core.stop()
+
+
+def test_sessions_closed_in_the_closing_process_settle_at_the_tariff_amount(
+    running: Site, ledger: LocalLedger
+) -> None:
+    core = running.core
+    assert len(_closing_processes()) == 1
+    events, energies = _events(running, 0, SESSIONS)
+    for event in events:
+        core.enqueue(event)
+    assert core.wait_idle(120)
+    core.stop()
     assert _closing_processes() == []
-    _check_settled_once(site, ledger, SESSIONS)
+    _check_settled_once(running, ledger, SESSIONS)
     for session in core.sessions():
         cost = expected_cost(energies[session.transaction_id])
         assert cost <= HOLD.minor
@@ -95,25 +104,21 @@ def test_sessions_closed_in_the_closing_process_settle_at_the_tariff_amount(
 
 
 def test_a_killed_closing_process_is_started_again_and_nothing_is_lost(
-    db: Engine, ledger: LocalLedger, anchor: Account, tmp_path: Path
+    running: Site, ledger: LocalLedger
 ) -> None:
-    site = make_site(db, ledger, anchor, tmp_path / "keys", DRIVERS, 100, closing_process=True)
-    core = site.core
-    core.start()
-    try:
-        for event in _events(site, 0, SESSIONS // 2)[0]:
-            core.enqueue(event)
-        assert core.wait_idle(120)
-        [killed] = _closing_processes()
-        assert killed.pid is not None
-        os.kill(killed.pid, signal.SIGKILL)
-        killed.join(10)
-        for event in _events(site, SESSIONS // 2, SESSIONS // 2)[0]:
-            core.enqueue(event)
-        assert core.wait_idle(120)
-        core.recover()  # what a sweep does: sessions whose closing died with the process
-        [started] = _closing_processes()
-        assert started.pid != killed.pid
-    finally:
-        core.stop()
-    _check_settled_once(site, ledger, SESSIONS)
+    core = running.core
+    for event in _events(running, 0, SESSIONS // 2)[0]:
+        core.enqueue(event)
+    assert core.wait_idle(120)
+    [killed] = _closing_processes()
+    assert killed.pid is not None
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join(10)
+    for event in _events(running, SESSIONS // 2, SESSIONS // 2)[0]:
+        core.enqueue(event)
+    assert core.wait_idle(120)
+    core.recover()  # what a sweep does: sessions whose closing died with the process
+    [started] = _closing_processes()
+    assert started.pid != killed.pid
+    core.stop()
+    _check_settled_once(running, ledger, SESSIONS)

@@ -44,14 +44,18 @@ def _commit(engine: Engine, value: int) -> None:
         conn.execute(text("INSERT INTO probe (x) VALUES (:x)"), {"x": value})
 
 
+@pytest.mark.parametrize("wal_index", [True, False], ids=["wal-index", "pragma"])
 def test_every_commit_of_another_connection_shows_on_the_next_call(
-    engines: tuple[Engine, Engine],
+    engines: tuple[Engine, Engine], wal_index: bool
 ) -> None:
     mine, other = engines
     version = DataVersion(mine)
     if mine.dialect.name != "sqlite":
         assert version.changed() and version.changed()  # no counter: always "maybe"
         return
+    assert version._header is not None  # SQLite in WAL mode: the header is read
+    if not wal_index:
+        version._header = None
     try:
         assert version.changed()  # the first call knows nothing yet
         assert not version.changed()
@@ -69,11 +73,12 @@ def test_every_commit_of_another_connection_shows_on_the_next_call(
 def test_asking_leaves_the_wal_index_locked_for_this_process(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path}/evgi.db")
     _commit(engine, 1)
-    version = DataVersion(engine)
+    versions = [DataVersion(engine) for _ in range(2)]  # the second finds the header mapped
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT count(*) FROM probe")).scalar_one()
-            version.changed()
+            assert all(version._header is not None and version.changed() for version in versions)
+            versions[0].close()
             probe = subprocess.run(
                 [sys.executable, "-c", _PROBE, f"{tmp_path}/evgi.db-shm"],
                 capture_output=True,
@@ -82,5 +87,6 @@ def test_asking_leaves_the_wal_index_locked_for_this_process(tmp_path: Path) -> 
             )
             assert probe.stdout == "held"
     finally:
-        version.close()
+        for version in versions:
+            version.close()
         engine.dispose()

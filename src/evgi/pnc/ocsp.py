@@ -92,7 +92,7 @@ class OcspResponder:
     """Answers OCSP requests about the certificates each CA of `hierarchies` issued.
 
     The status of each certificate asked about is kept until anything commits to the database
-    (`DataVersion`: one pragma on SQLite, whichever process commits; on other databases
+    (`DataVersion`: one memory read on SQLite, whichever process commits; on other databases
     every answer reads its status afresh), so a revocation shows in the very next answer.
     """
 

@@ -277,9 +277,8 @@ def _start_closer(
     url: str, terms: SettlementTerms, emsp: str, operator_key: bytes, chain_id: int
 ) -> None:
     global _closer
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the whole group: the parent stops it
+    # Ctrl-C reaches the whole process group: the parent is the one to stop it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed outright cannot stop it: it stops by itself
         threading.Thread(target=_exit_after, args=(parent,), daemon=True).start()

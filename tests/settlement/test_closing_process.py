@@ -1,12 +1,14 @@
 """The core client's worker with its sessions closed in a closing process: batches flow through
-both, every session is settled once at the tariff's amount, and a closing process killed
-outright is started again without a session lost or paid twice."""
+both, every session is settled once at the tariff's amount, a closing process killed outright
+is started again without a session lost or paid twice, and one whose `evgi serve` is killed
+outright stops by itself."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy import Engine
 from evgi.core import Account
 from evgi.csms import TransactionEnded, TransactionStarted
 from evgi.ledger.journal import LocalLedger
+from tests.service_runner import running_service
 from tests.settlement.test_invariants import HOLD, Site, check_books, expected_cost, make_site
 
 DRIVERS = 3
@@ -122,3 +125,43 @@ def test_a_killed_closing_process_is_started_again_and_nothing_is_lost(
     assert started.pid != killed.pid
     core.stop()
     _check_settled_once(running, ledger, SESSIONS)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while being read
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _serve_pid(port: int) -> int:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and str(port).encode() in argv:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no evgi serve on port {port}")
+
+
+def test_the_closing_process_of_a_killed_evgi_serve_stops_by_itself(tmp_path: Path) -> None:
+    with running_service(tmp_path) as base:
+        serve = _serve_pid(int(base.rsplit(":", 1)[1]))
+        closing = [
+            pid
+            for pid in _children(serve)
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(closing) == 1
+        os.kill(serve, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{closing[0]}").exists():
+            assert time.monotonic() < deadline, "the closing process outlived evgi serve"
+            time.sleep(0.1)
